@@ -64,20 +64,25 @@ KEEPS_ALL = {"retention.ms": "-1", "cleanup.policy": "delete", "message.timestam
 
 class ConfigAdmin:
     """An admin client describing every topic with `configs` and DescribeConfigs error `code` (3: no such topic,
-    then the broker is described with `broker`), or raising `error`; `asked` lists the resources described."""
+    then the broker is described with `broker`), or raising `error`, or answering `answers` as they are (an answer of
+    another shape, for the replay's own parser); `asked` lists the resources described."""
 
     def __init__(self, configs: dict[str, str | None] | None = None, *, code: int = 0,
-                 broker: dict[str, str | None] | None = None, error: Exception | None = None) -> None:
+                 broker: dict[str, str | None] | None = None, error: Exception | None = None,
+                 answers: list[Any] | None = None) -> None:
         self.configs = KEEPS_ALL if configs is None else configs
-        self.code, self.broker, self.error = code, broker, error
+        self.code, self.broker, self.error, self.answers = code, broker, error, answers
         self.asked: list[str] = []
 
-    async def describe_configs(self, resources: list[Any]) -> list[SimpleNamespace]:
-        """One answer for the one resource asked: the broker's defaults for a broker, else the topic's."""
+    async def describe_configs(self, resources: list[Any]) -> list[Any]:
+        """One answer for the one resource asked (`answers` when given): the broker's defaults for a broker, else the
+        topic's."""
         [resource] = resources
         self.asked.append(resource.name)
         if self.error is not None:
             raise self.error
+        if self.answers is not None:
+            return self.answers
         is_topic = resource.resource_type == replayage.ConfigResourceType.TOPIC
         configs, code = (self.configs, self.code) if is_topic else (self.broker or {}, 0)
         entries = [(name, value, False, False, False) for name, value in configs.items()]

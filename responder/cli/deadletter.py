@@ -9,7 +9,15 @@ import typer
 from rich.table import Table
 
 from responder.cli.options import BootstrapOpt, JsonOpt, kafka_server
-from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error, print_ok
+from responder.cli.output import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_WITHHELD,
+    console,
+    emit_json,
+    print_error,
+    print_ok,
+)
 from responder.errors import ConfigError
 from responder.settings import Settings
 
@@ -31,7 +39,9 @@ def replay_cmd(
     json: JsonOpt = False,
 ) -> None:
     """Re-publish dead-lettered records (original bytes, key and headers, without the dlq.* headers), each original
-    record once per destination topic: the copies of a record dead-lettered twice are one (see docs/security.md)."""
+    record once per destination topic: the copies of a record dead-lettered twice are one (see docs/security.md).
+    Exit status: 0 when every chosen record was sent (--dry-run: would be); 5 when none failed but some, older than
+    their destination's retention, were withheld (too_old; --dry-run predicts it too); 1 when a send failed."""
     from responder.ingest.deadletter import replay_deadletters
     from responder.ingest.security import kafka_client_options
 
@@ -70,6 +80,8 @@ def replay_cmd(
     if result.failed is not None:
         _say_failed(result, result.failed, listed=not json)
         raise typer.Exit(EXIT_FAILED)
+    if result.too_old:  # a script reading the status alone must not take a withheld record for a replayed one
+        raise typer.Exit(EXIT_WITHHELD)
 
 
 def _reached(result: ReplayResult) -> bool | None:

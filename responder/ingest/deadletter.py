@@ -53,6 +53,7 @@ from responder.ingest.clients import (
     stop_consumer,
     transient_send,
 )
+from responder.ingest.dlq import header_text
 from responder.ingest.replayage import TargetAges, original_time
 from responder.ingest.security import check_connection
 from responder.ingest.unreadable import getmany_past, readable
@@ -87,11 +88,6 @@ class ReplayResult:
     error: str | None = None  # what the failed send raised last
 
 
-def _header(headers: list[tuple[str, bytes]], name: str) -> str | None:
-    found = [v for k, v in headers if k == name]
-    return found[-1].decode(errors="replace") if found else None
-
-
 def _number(text: str | None) -> int | None:
     return int(text) if text is not None and text.isascii() and text.isdigit() else None
 
@@ -110,7 +106,7 @@ def identity(headers: list[tuple[str, bytes]], target: str, coords: str, digest:
     """The ledger key of dead letter `coords` replayed to `target`: the target, the record it is a copy of
     (`dlq.topic`, `dlq.partition`, `dlq.offset`) and `digest` (`sent_digest`), so that every copy of one record is
     one; `target|coords` for a dead letter naming no record (the only key before 2026-12-06)."""
-    topic, partition, offset = (_header(headers, f"dlq.{name}") for name in ("topic", "partition", "offset"))
+    topic, partition, offset = (header_text(headers, f"dlq.{name}") for name in ("topic", "partition", "offset"))
     number, at = _number(partition), _number(offset)
     if not topic or number is None or at is None:
         return f"{target}|{coords}".encode()
@@ -180,19 +176,22 @@ async def replay_deadletters(
             for msg in records:
                 result.scanned += 1
                 headers = [(k, v if v is not None else b"") for k, v in (msg.headers or ())]
-                why = _header(headers, "dlq.reason") or "unknown"
-                target = to_topic or _header(headers, "dlq.topic")
+                why = header_text(headers, "dlq.reason") or "unknown"
+                target = to_topic or header_text(headers, "dlq.topic")
                 if not target:
                     continue
                 coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
+                chosen, noted_as_itself = reason is None or why == reason, f"{target}|{coords}".encode() in done
+                if not chosen and not noted_as_itself:  # left out by `reason`: not hashed
+                    continue
                 original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]
                 stamp = original_time(headers)
                 ledger_key = identity(headers, target, coords, sent_digest(msg.key, msg.value, original, stamp))
-                if f"{target}|{coords}".encode() in done:  # noted as itself (before 2026-12-06), whatever `reason`:
+                if noted_as_itself:  # noted as itself (before 2026-12-06), whatever `reason`:
                     done.add(ledger_key)  # its record was sent, its copies read later are skipped too
-                if reason is not None and why != reason:
+                if not chosen:
                     continue
-                if any(_header(headers, h) is not None for h in NOT_ORIGINAL) or \
+                if any(header_text(headers, h) is not None for h in NOT_ORIGINAL) or \
                         why == UnreadableRecord.reason_code:  # its header keys escaped, or a whole batch
                     result.unreplayable += 1  # not the original bytes: fetch it from its topic by offset
                     continue

@@ -7,7 +7,8 @@ are dropped from the end (`dlq.headers_dropped` counts them), then the value is 
 (`dlq.truncated` gives its original length); the original stays in its topic, and the digest names
 it. A key larger than `MAX_KEY` is replaced by its digest. The minimal copy is the last resort when
 even a fitting copy cannot be sent: no value, no original headers, only reason, digest and
-coordinates, so the partition can move on.
+coordinates, so the partition can move on. `header_text` reads a copy's header back: the one reader of the replay
+(`deadletter.py`) and of the time it stamps (`replayage.py`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ class DeadLetter:
     def size(self) -> int:
         """Bytes of key, value and headers, plus framing: what the producer compares to its limit."""
         return _size(self.key, self.value, self.headers)
+
+
+def header_text(headers: list[tuple[str, bytes]], name: str) -> str | None:
+    """The last header called `name` as text (an undecodable byte replaced by U+FFFD), None when there is none."""
+    found = [v for k, v in headers if k == name]
+    return found[-1].decode(errors="replace") if found else None
 
 
 def _size(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> int:

@@ -28,6 +28,7 @@ from aiokafka.errors import KafkaError
 
 from responder.errors import BrokerUnreachable
 from responder.ingest.admin import with_admin
+from responder.ingest.dlq import header_text
 
 log = structlog.get_logger(__name__)
 MAX_TIMESTAMP_MS = 253_402_300_800_000  # 10000-01-01: past it `RawRecord.stamped` reads no time
@@ -42,8 +43,7 @@ Configs = dict[str, str | None]
 def original_time(headers: list[tuple[str, bytes]]) -> int | None:
     """The dead-lettered record's broker timestamp (`dlq.timestamp`, ms), None when absent or not a plausible one
     (the producer then stamps the replay with its own time, as before 2026-12-05)."""
-    found = [v for k, v in headers if k == "dlq.timestamp"]
-    text = found[-1].decode(errors="replace") if found else ""
+    text = header_text(headers, "dlq.timestamp") or ""
     if not text.isascii() or not text.isdigit():
         return None
     ms = int(text)

@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 
 from responder.errors import TopicRefused
 from responder.ingest.deadletter import original_time
-from responder.ingest.dlq import full_copy, minimal_copy
+from responder.ingest.dlq import full_copy, header_text, minimal_copy
 from responder.ingest.kafka import KafkaIngest
 from responder.models.event import RawRecord
 
@@ -54,6 +54,17 @@ def test_the_copy_keeps_the_original_broker_time_for_replay(stamp: int | None, h
         assert original_time(copy.headers) == (stamp if header else None)
     for forged in (b"-5", b"1e9", b"\xd9\xa1", b"", b"99999999999999999999"):
         assert original_time([("dlq.timestamp", forged)]) is None
+
+
+def test_a_dead_letter_header_is_read_as_its_last_occurrence_in_text() -> None:
+    """A copy's header reads back as its last occurrence, a bad byte replaced, None when absent; its time likewise."""
+    headers = [("dlq.reason", b"internal"), ("dlq.timestamp", b"1795000000000"), ("dlq.reason", b"auth\xff"),
+               ("dlq.timestamp", b"1795000000001")]
+    assert header_text(headers, "dlq.reason") == "auth\ufffd"
+    assert header_text(headers, "dlq.timestamp") == "1795000000001"
+    assert header_text(headers, "dlq.topic") is None
+    assert header_text([("dlq.topic", b"")], "dlq.topic") == ""
+    assert original_time(headers) == 1_795_000_000_001
 
 
 class _Producer:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -16,9 +17,10 @@ from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from responder.cli import app
+from responder.cli.output import EXIT_WITHHELD
 from responder.ingest import deadletter
 from responder.ingest.deadletter import ReplayResult, replay_deadletters
-from responder.ingest.replayage import MARGIN_MS
+from responder.ingest.replayage import MARGIN_MS, TargetAges
 from tests.replay_kit import ConfigAdmin, ReplayProducer, dead_letter, fake_replay
 
 DAY_MS = 86_400_000
@@ -111,6 +113,40 @@ async def test_a_target_whose_configuration_cannot_be_read_is_sent_to_with_a_war
     assert warning["target"] == "alerts"
 
 
+def _described(*resources: Any) -> list[SimpleNamespace]:
+    """A DescribeConfigs answer holding `resources` as they are (each one a tuple, well formed or not)."""
+    return [SimpleNamespace(resources=list(resources))]
+
+
+@pytest.mark.parametrize("answers", [
+    [], [SimpleNamespace()], _described(), _described((0, None, 2, "alerts", []), (0, None, 2, "alerts", [])),
+    _described((0, None, 2, "alerts")), _described(("none", None, 2, "alerts", [])),
+    _described((0, None, 2, "alerts", [None])), _described((0, None, 2, "alerts", [("retention.ms",)])),
+], ids=["no-answer", "no-resources", "no-resource", "two-resources", "short-resource", "odd-code", "odd-entry",
+        "short-entry"])
+async def test_a_malformed_answer_read_by_the_parser_is_sent_to_with_a_warning(
+        monkeypatch: pytest.MonkeyPatch, answers: list[Any]) -> None:
+    """A DescribeConfigs answer of another shape, read by the replay's own parser: retention unknown, so it is sent."""
+    records = [dead_letter(5, original=(0, 7), timestamp_ms=_ago(2 * DAY_MS))]
+    with capture_logs() as logs:
+        result, producer = await _replay(monkeypatch, records, ConfigAdmin(answers=answers))
+    assert (result.too_old, result.replayed, producer.to("alerts")) == (0, 1, [b"v7"])
+    [warning] = [e for e in logs if e["event"] == "deadletter_replay_retention_unknown"]
+    assert warning["target"] == "alerts"
+
+
+@pytest.mark.parametrize(("ms", "minutes", "hours", "kept"), [
+    (None, "60", "168", 3_600_000), ("1800000", "60", "168", 1_800_000), (None, None, "168", 168 * 3_600_000),
+], ids=["minutes-over-hours", "ms-over-minutes", "hours-alone"])
+async def test_a_target_not_created_yet_takes_the_broker_s_most_precise_retention(
+        monkeypatch: pytest.MonkeyPatch, ms: str | None, minutes: str | None, hours: str, kept: int) -> None:
+    """No such topic: log.retention.ms wins over .minutes, which wins over .hours (minutes=60, hours=168: an hour)."""
+    broker = {"log.retention.ms": ms, "log.retention.minutes": minutes, "log.retention.hours": hours,
+              "log.cleanup.policy": "delete", "log.message.timestamp.type": "CreateTime"}
+    fake_replay(monkeypatch, ReplayProducer(), admin=ConfigAdmin(code=3, broker=broker))
+    assert await TargetAges("127.0.0.1:1").retention("alerts") == kept
+
+
 async def test_a_dry_run_counts_the_too_old_and_force_does_not_send_them(monkeypatch: pytest.MonkeyPatch) -> None:
     """--dry-run counts a too-old record as a replay would; --force skips it too (it is about loss, not repeats)."""
     records = [dead_letter(5, original=(0, 7), timestamp_ms=_ago(2 * DAY_MS)), dead_letter(6, original=(0, 8))]
@@ -127,7 +163,7 @@ def test_the_command_reports_the_too_old_and_what_to_do(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(deadletter, "replay_deadletters", replayed)
     text = CliRunner().invoke(app, ["deadletter", "replay", "--bootstrap", "127.0.0.1:1"])
-    assert text.exit_code == 0, text.output
+    assert text.exit_code == EXIT_WITHHELD, text.output  # tests/unit/test_deadletter_replay_exit.py
     said = " ".join(text.output.split())
     assert "2 dead letter(s) older than their destination topic's retention not replayed" in said
     assert "--topic" in said

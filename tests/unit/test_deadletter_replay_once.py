@@ -68,6 +68,22 @@ async def test_an_old_ledger_note_skips_its_record_for_another_reason(monkeypatc
     assert (result.replayed, result.already, producer.sent) == (0, 1, [])
 
 
+async def test_a_record_the_reason_filter_skips_is_not_hashed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `reason` matching none of three dead letters (no old-form note) computes no `sent_digest` of any of them."""
+    hashed: list[object] = []
+    digest = deadletter.sent_digest
+
+    def counting(*args: Any) -> str:
+        hashed.append(args)
+        return digest(*args)
+
+    monkeypatch.setattr(deadletter, "sent_digest", counting)
+    result, producer = await _replay(monkeypatch, COPIES, reason="internal")
+    assert (result.scanned, result.replayed, producer.sent, hashed) == (3, 0, [], [])
+    chosen, _ = await _replay(monkeypatch, COPIES, reason="authentication")
+    assert (chosen.replayed, len(hashed)) == (2, 3)  # the chosen ones are hashed, once each
+
+
 async def test_force_sends_every_copy_again(monkeypatch: pytest.MonkeyPatch) -> None:
     """`force` sends both copies of one record and the other record again, as many times as they were dead-lettered."""
     _, first = await _replay(monkeypatch, COPIES)
