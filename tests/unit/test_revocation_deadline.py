@@ -305,3 +305,18 @@ async def test_a_barrier_under_way_when_the_cut_lands_fails_for_the_cut_partitio
     with pytest.raises(RevocationCut, match="partition 0 was cut"):
         await asyncio.wait_for(barrier, HANG_GUARD_S)
     assert 0 not in written or slow == 0  # the cut partition is written only when its own write was under way
+
+
+async def test_an_eviction_under_way_when_the_cut_lands_writes_no_tombstone_to_the_cut_partition(
+        fleet_service: Service) -> None:
+    """An eviction writing partition 0's tombstones when partition 1 is cut writes none to partition 1 afterwards."""
+    written, release = _two_partitions(fleet_service, slow=0)
+    fleet = fleet_service.fleet
+    assert fleet is not None
+    fleet.closed.due = {0: {"~closed#a"}, 1: {"~closed#b"}}  # group keys the engine forgot: tombstones due
+    evicting = asyncio.create_task(fleet.evict())
+    await asyncio.sleep(0.05)
+    fleet.cut_revoked([1])
+    release.set()
+    await asyncio.wait_for(evicting, HANG_GUARD_S)
+    assert written == [0]
