@@ -62,7 +62,8 @@ class FleetState(HeldDecisions):
             routed = {p: set() for p in self.owned  # since it was recorded still hold it, and a restore's union
                       if self._quotas_at.get(p, 0) >= since} | routed  # would count it again (only those)
         for partition, incidents in routed.items():
-            self._not_cut(partition)  # cut while an earlier partition's write waited: not durable, nothing acts
+            if incidents:  # cut while an earlier partition's write waited: not durable, nothing acts (a partition
+                self._not_cut(partition)  # with only its `~quotas` record to rewrite holds no entry of this flush)
             if partition not in self.owned:
                 continue  # revoked meanwhile: its new owner writes it now; a late write would overwrite theirs
             slices = cut(self.engine.state, incidents)
@@ -72,8 +73,9 @@ class FleetState(HeldDecisions):
         for partition, left in moved.items():  # after the new record: a crash between leaves two, never none
             if partition in self.owned:
                 await self.changelog.write(partition, dict.fromkeys(left), urgent=urgent, until=until)
-        for partition in routed:  # cut while its own write waited: it may land after the partition moved
-            self._not_cut(partition)
+        for partition, incidents in routed.items():  # cut while its own write waited: it may land after the move
+            if incidents:
+                self._not_cut(partition)
 
     def _not_cut(self, partition: int) -> None:
         if partition in self.cut_off:

@@ -67,7 +67,8 @@ def replay_cmd(
                       f"already replayed (--force sends them again), {result.duplicates} more copy(ies) of records "
                       f"this replay sent, skipped, {result.unreplayable} cut copies not replayable", highlight=False)
         if result.too_old:
-            print_error(f"{result.too_old} dead letter(s) older than their destination topic's retention not replayed "
+            withheld = "would not be replayed" if dry_run else "not replayed"
+            print_error(f"{result.too_old} dead letter(s) older than their destination topic's retention {withheld} "
                         "(it would delete them at once or soon after): replay them with --topic to a topic that keeps "
                         "them longer (retention.ms), or one with message.timestamp.type=LogAppendTime", "!", "yellow")
         if result.replayed:

@@ -320,3 +320,18 @@ async def test_an_eviction_under_way_when_the_cut_lands_writes_no_tombstone_to_t
     release.set()
     await asyncio.wait_for(evicting, HANG_GUARD_S)
     assert written == [0]
+
+
+async def test_a_group_commit_rewriting_only_a_cut_partition_s_quotas_is_not_failed(fleet_service: Service) -> None:
+    """A flush whose entries are another partition's, rewriting a cut one's `~quotas` record only, still succeeds."""
+    written, release = _two_partitions(fleet_service, slow=0)
+    fleet = fleet_service.fleet
+    assert fleet is not None
+    fleet._quotas_at[0] = 5  # partition 0's `~quotas` record holds a run refunded since: it is rewritten too
+    fleet.engine.state.windows.take_removed = lambda: 0  # type: ignore[method-assign]
+    barrier = asyncio.create_task(fleet.on_durable([_intent("inc-1")]))
+    await asyncio.sleep(0.05)  # partition 0's rewrite is under way
+    fleet.cut_revoked([0])
+    release.set()
+    await asyncio.wait_for(barrier, HANG_GUARD_S)  # partition 1's entry is durable: no RevocationCut
+    assert written == [0, 1]
