@@ -49,7 +49,7 @@ class BatchHandling(Parts):
                 # assignment in, so that it neither restores nor fences the new owner (partitions.py)
                 self._stop.set()
                 raise
-        if offsets is not None and self.flow.failed is None:  # leaving the gate may have let a failure in first
+        if offsets is not None and self.flow.failed is None:  # a failure may have come after the chunk's last check
             await self.ingest.commit(offsets)
 
     async def _handle_chunk(self, batch: dict[Any, list[RawRecord]]) -> dict[Any, int] | None:

@@ -29,15 +29,15 @@ async def _settle() -> None:
 
 
 async def test_offsets_are_not_committed_when_a_failure_came_while_the_chunk_left_the_gate(tmp_path, monkeypatch):
-    """Commits at once (interval 0): a dead letter announced as a chunk waits to leave the gate: nothing committed."""
+    """Commits at once (interval 0): a dead letter announced as a handled chunk is about to leave the gate: none."""
     async with kit.served(tmp_path, monkeypatch) as (service, _):
         _, committed = kit.unsendable(service, asyncio.Event())
-        handled, handle_chunk, gate = asyncio.Event(), service._handle_chunk, service._lock._cond
+        handled, leave, handle_chunk = asyncio.Event(), asyncio.Event(), service._handle_chunk
 
         async def handle(batch: dict[Any, list[RawRecord]]) -> dict[Any, int] | None:
             offsets = await handle_chunk(batch)
-            await gate.acquire()  # held for the test: the chunk, handled, waits here to leave the gate's shared side
             handled.set()
+            await leave.wait()  # held for the test: the chunk, handled, its offsets in hand, is about to leave the gate
             return offsets
 
         service._handle_chunk = handle  # type: ignore[method-assign]
@@ -49,8 +49,7 @@ async def test_offsets_are_not_committed_when_a_failure_came_while_the_chunk_lef
             assert not chunk.done()
             service.flow.failing(_announced())
         finally:
-            if gate.locked():  # not when the chunk never got there
-                gate.release()
+            leave.set()
         await asyncio.wait_for(chunk, 5)
         assert await kit.results_of(service, kit.LATER) == ["ok"]
         assert committed == []
