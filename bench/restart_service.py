@@ -62,10 +62,14 @@ async def _key(endpoint: str, user: str) -> str:
 
 def measure_service(bootstrap: str, session: int, static: bool) -> float:
     """Run the service, act once, SIGKILL it, publish a finding, restart: seconds to that finding's action."""
+    with tempfile.TemporaryDirectory(prefix="restart-") as tmp:
+        return _measure_service(bootstrap, session, static, Path(tmp) / "timeline.jsonl")
+
+
+def _measure_service(bootstrap: str, session: int, static: bool, timeline: Path) -> float:
     endpoint = _aws().endpoint_url
     unique = uuid.uuid4().hex[:8]
-    topic, tmp = f"alerts-{unique}", Path(tempfile.mkdtemp(prefix="restart-"))
-    timeline = tmp / "timeline.jsonl"
+    topic = f"alerts-{unique}"
     asyncio.run(ensure_topics(bootstrap, [topic, f"dlq-{unique}", f"approvals-{unique}"], partitions=3))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")} | {
         "PYTHONPATH": str(ROOT), "RESPONDER_KAFKA_BOOTSTRAP": bootstrap, "RESPONDER_TOPICS": f'["{topic}"]',

@@ -56,7 +56,10 @@ def tansu_binary() -> str:
 
 
 class Broker:
-    """A Tansu broker on a free 127.0.0.1 port; stopped (and never orphaned) when done."""
+    """A Tansu broker on a free 127.0.0.1 port; stopped (and never orphaned) when done.
+
+    Its output goes to `log_path`; without one, to a `tansu-*.log` in the temp directory that `stop()` removes.
+    """
 
     def __init__(
         self,
@@ -69,6 +72,7 @@ class Broker:
         self.env = dict(env or {})
         self.port = port or free_port()
         self.log_path = log_path
+        self._own_log = False  # log_path is the temporary file start() made: stop() removes it
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -84,32 +88,44 @@ class Broker:
         if self.log_path is None:
             fd, name = tempfile.mkstemp(prefix="tansu-", suffix=".log")
             os.close(fd)
-            self.log_path = Path(name)
+            self.log_path, self._own_log = Path(name), True
         self._log = self.log_path.open("wb")
-        self._proc = lifeline.popen(  # dies with this process: never an orphan broker
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", self.storage],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-        )
+        try:
+            self._proc = lifeline.popen(  # dies with this process: never an orphan broker
+                [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                 "--storage-engine", self.storage],
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )
+        except BaseException:  # not started: close (and remove) the log all the same
+            self.stop()
+            raise
         deadline = time.monotonic() + timeout
         while True:
             code = self._proc.poll()
             if code is not None:
+                tail = self._tail()  # before stop(), which removes a log of its own
                 self.stop()
-                tail = self.log_path.read_text(errors="replace")[-800:].strip()
                 raise SandboxError(f"the embedded broker exited with code {code}: {tail}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
+                    tail = self._tail(400)
                     self.stop()
-                    raise SandboxError(f"the embedded broker did not accept connections within {timeout}s") from None
+                    msg = f"the embedded broker did not accept connections within {timeout}s: {tail}"
+                    raise SandboxError(msg) from None
                 time.sleep(0.01)
         log.info("broker_started", bootstrap=self.bootstrap, storage=self.storage, pid=self._proc.pid)
         return self.bootstrap
+
+    def _tail(self, chars: int = 800) -> str:
+        """The end of the broker's output so far."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_text(errors="replace")[-chars:].strip()
 
     @property
     def pid(self) -> int | None:
@@ -140,7 +156,7 @@ class Broker:
             self._proc.wait(5)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 5 s."""
+        """SIGTERM, then SIGKILL after 5 s; a log start() made itself is removed (one given by the caller is kept)."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -152,6 +168,9 @@ class Broker:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._own_log and self.log_path is not None:
+            self.log_path.unlink(missing_ok=True)
+            self.log_path, self._own_log = None, False
 
     def __enter__(self) -> Broker:
         self.start()

@@ -75,8 +75,24 @@ class KafkaCluster:
                 "-cp", f"{lib}/*", main, *args]
 
     def start(self, timeout: float = 120.0) -> str:
-        """Fetch the jars when needed, format every node, start them and wait until all serve."""
-        lib = ensure_jars(self.version)
+        """Fetch the jars when needed, format every node, start them and wait until all serve; on any failure,
+        stop what started (and remove a workdir of its own)."""
+        try:
+            lib = ensure_jars(self.version)
+            self._format(lib)
+            for node in self.nodes:
+                self.start_node(node, wait=False, lib=lib)
+            deadline = time.monotonic() + timeout
+            for node in self.nodes:
+                self._wait_ready(node, deadline)
+        except BaseException:
+            self.stop()
+            raise
+        log.info("apache_kafka_started", version=self.version, nodes=self.size, bootstrap=self.bootstrap())
+        return self.bootstrap()
+
+    def _format(self, lib: Path) -> None:
+        """Write the configuration and format every node's storage (one cluster id)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "log4j.properties").write_text(LOG4J)
         cid = cluster_id()
@@ -92,17 +108,6 @@ class KafkaCluster:
             if fmt.returncode != 0:
                 out = (fmt.stdout + fmt.stderr).decode(errors="replace").strip()[-800:]
                 raise SandboxError(f"kafka storage format failed for node {node.node_id}: {out}")
-        try:
-            for node in self.nodes:
-                self.start_node(node, wait=False, lib=lib)
-            deadline = time.monotonic() + timeout
-            for node in self.nodes:
-                self._wait_ready(node, deadline)
-        except BaseException:
-            self.stop()
-            raise
-        log.info("apache_kafka_started", version=self.version, nodes=self.size, bootstrap=self.bootstrap())
-        return self.bootstrap()
 
     def start_node(self, node: KafkaNode, *, wait: bool = True, lib: Path | None = None,
                    timeout: float = 120.0) -> None:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import shutil
 import tempfile
+import weakref
 from collections import Counter
 from pathlib import Path
 
@@ -78,6 +80,8 @@ class EngineMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.dir = Path(tempfile.mkdtemp(prefix="props-"))
+        # removed by teardown(), or when a machine a plain test built (without teardown) is collected
+        self.discard = weakref.finalize(self, shutil.rmtree, self.dir, ignore_errors=True)
         (self.dir / "contain.yaml").write_text(RUNBOOK, encoding="utf-8")
         self.ledger = Ledger()
         self.registry = Registry()
@@ -289,6 +293,13 @@ class EngineMachine(RuleBasedStateMachine):
         """Redeliver what was not committed (as after a restart) and resume the released steps a crash cut short (as
         the approvals loop does within 200 ms); then every intent has its result, but one a human is asked about again
         (parked under the kill switch after a crash cut it short before it acted)."""
+        try:
+            self._settle_and_check()
+        finally:
+            self.loop.close()
+            self.discard()
+
+    def _settle_and_check(self) -> None:
         self.ledger.armed = None
         self.store.rollback()
         self._start()
@@ -305,7 +316,6 @@ class EngineMachine(RuleBasedStateMachine):
         assert not self.engine.state.granted()
         assert not self.engine.state.continuing()
         self.at_most_one_effect_per_key()
-        self.loop.close()
 
 
 EngineMachine.TestCase.settings = settings(max_examples=50, stateful_step_count=20, deadline=None,

@@ -1,11 +1,14 @@
-"""Apache Kafka from Maven jars: the jar cache, the node configuration and the broker choice of the fixtures."""
+"""Apache Kafka from Maven jars: the jar cache, the node configuration, the broker choice of the fixtures, and a
+failed start leaving no work directory behind."""
 
 from __future__ import annotations
+
+import tempfile
 
 import pytest
 
 from responder.errors import SandboxError
-from responder.sandbox import fixtures, kafka_jars
+from responder.sandbox import fixtures, kafka_jars, kafka_jvm
 from responder.sandbox.kafka_jvm import KafkaCluster, Listener, cluster_id
 
 
@@ -68,3 +71,18 @@ def test_unknown_broker_choice_is_a_usage_error(monkeypatch):
     monkeypatch.setenv("RESPONDER_TEST_KAFKA", "redpanda")
     with pytest.raises(pytest.UsageError, match="apache, tansu"):
         fixtures.broker_choice()
+
+
+def test_failed_format_removes_the_work_directory(monkeypatch, tmp_path):
+    """A cluster whose storage format fails raises SandboxError with its output and removes the workdir it made."""
+    java = tmp_path / "java"
+    java.write_text("#!/bin/sh\necho 'format refused'\nexit 1\n")
+    java.chmod(0o755)
+    monkeypatch.setattr(kafka_jvm, "ensure_jars", lambda version: tmp_path / "lib")
+    monkeypatch.setattr(kafka_jvm, "java_binary", lambda: str(java))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    cluster = KafkaCluster(1)
+    assert cluster.workdir.parent == tmp_path
+    with pytest.raises(SandboxError, match="format failed for node 1: format refused"):
+        cluster.start()
+    assert not cluster.workdir.exists()
