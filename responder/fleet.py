@@ -20,9 +20,10 @@ from responder.engine.partitions import ClosedKeys, Partitions, closed_key, cut,
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import CLOSED_HORIZON
 from responder.errors import BrokerUnreachable
-from responder.errors_kafka import ChangelogError, ChangelogTooShort, RevocationCut
+from responder.errors_kafka import ChangelogError, ChangelogTooShort, MembershipLapsed, RevocationCut
 from responder.fleet_decisions import HeldDecisions
 from responder.ingest.changelog import Changelog
+from responder.ingest.lease import MembershipLease
 from responder.models.timeline import EntryKind, TimelineEntry
 
 log = structlog.get_logger(__name__)
@@ -35,8 +36,11 @@ _BEFORE_ACTING = frozenset({EntryKind.STEP_INTENT, EntryKind.APPROVAL_DECIDED})
 class FleetState(HeldDecisions):
     """The partitions this replica owns and their state, kept in step with the changelog."""
 
-    def __init__(self, engine: Engine, changelog: Changelog, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: Engine, changelog: Changelog, clock: Callable[[], float] = time.monotonic, *,
+                 lease: MembershipLease | None = None) -> None:
         self.engine, self.changelog, self.clock = engine, changelog, clock  # `clock` paces the restore retries
+        self.lease = lease  # the alert consumer's membership (responder/ingest/lease.py): none, no lease kept
+        self.lapsed = False  # the lease ended while partitions were owned (`in_lease`), said once
         self.partitions = Partitions()
         self._quotas_at: dict[int, int] = {}  # owned partition → `QuotaWindows.recorded` when its `~quotas` was written
         self.closed = ClosedKeys()  # where each `~closed#` record is, to tombstone it once the engine forgets the key
@@ -53,7 +57,7 @@ class FleetState(HeldDecisions):
         """Write the slices of the incidents these entries touched (before the entries count as durable)."""
         urgent = any(e.kind in _BEFORE_ACTING for e in entries)  # committed before the actuator is called
         routed = self.partitions.route(entries)
-        for partition in sorted(routed):  # cut off (`cut_revoked`): never durable, nothing of theirs acts
+        for partition in sorted(routed):  # cut off (`cut_revoked`) or the lease ended: never durable, nothing acts
             self._not_cut(partition)
         moved = self.partitions.take_moved(self.owned)  # incidents named from another partition: old record goes
         windows = self.engine.state.windows
@@ -81,6 +85,23 @@ class FleetState(HeldDecisions):
         if partition in self.cut_off:
             raise RevocationCut(f"partition {partition} was cut from this replica at its revocation's deadline: its "
                                 "entries are not durable, and their steps do not act")
+        if partition in self.owned:
+            self.in_lease()
+
+    def in_lease(self) -> None:
+        """MembershipLapsed when this member owns partitions and its lease on them ended (responder/ingest/lease.py):
+        its group may have given them to another member, so nothing more of theirs is written or acts. Asked by the
+        changelog barrier before each partition's write and after the last, and by the alert loop at each poll."""
+        if self.lease is None or not self.owned or (why := self.lease.lapsed()) is None:
+            return
+        if not self.lapsed:
+            self.lapsed = True
+            log.critical("membership_lapsed", partitions=sorted(self.owned), reason=why,
+                         detail="nothing more is written or acted on for its partitions; this replica rejoins its "
+                                "group, and their next owner redoes what was not committed")
+        raise MembershipLapsed(f"this replica's membership of its group lapsed ({why}): partition(s) "
+                               f"{', '.join(map(str, sorted(self.owned)))} may be another member's now; their "
+                               "entries are not durable, and their steps do not act")
 
     async def evict(self) -> list[str]:
         """Evict closed incidents: tombstone them, and remember up to which event time their group keys stay quiet;
