@@ -12,9 +12,10 @@ later, for one session timeout. The coordinator measures the member's session fr
 is after it was sent, so the lease ends no later than the group's own count; and the group still has to rebalance, and
 the next owner to restore, before anyone else acts. A heartbeat the coordinator refused (the member unknown, or of an
 old generation: aiokafka resets its member id) ends the lease at once. The fleet's changelog barrier asks it
-(`FleetState.on_durable`, responder/fleet.py) before and after its writes, and the alert loop at each poll: a member
-whose lease ended writes nothing more, nothing of its acts, and it rejoins as a fenced replica does
-(`MembershipLapsed`). What is already in flight (a cloud call past its barrier) still lands, as after a fence.
+(`FleetState.on_durable`, responder/fleet.py) before and after its writes: out of lease, it writes nothing and nothing
+of its acts; it waits for an answered heartbeat (the member still in the generation that assigned its partitions)
+until the flush's changelog deadline, then fails, and the replica rejoins as a fenced one does (`MembershipLapsed`).
+What is already in flight (a cloud call past its barrier) still lands, as after a fence.
 
 aiokafka 0.14 has no hook for heartbeats: `watch` wraps the consumer's `GroupCoordinator._do_heartbeat` on that
 instance (the only caller is its heartbeat routine, which looks the method up at each beat). A consumer without it (a

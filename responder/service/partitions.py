@@ -157,11 +157,6 @@ class PartitionKeeping(Revocation):
             await asyncio.sleep(0)  # the lanes woken as the gate was left take it before the next step
 
     def _fleet_upkeep(self) -> None:
-        """MembershipLapsed once this member's lease on its partitions ended (`FleetState.in_lease`: the service
-        fails and rejoins); else retry, in the background, the partitions whose restore failed, each once its backoff
-        has passed."""
-        if self.fleet is None:
-            return
-        self.fleet.in_lease()
-        if due := self.fleet.due():
+        """Retry, in the background, the partitions whose restore failed, each once its backoff has passed."""
+        if self.fleet is not None and (due := self.fleet.due()):
             self._restore_in_background(due)
