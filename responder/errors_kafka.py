@@ -7,6 +7,8 @@
     │   ├── ChangelogTooShort           no changelog partition for an alert partition (partition)
     │   ├── ChangelogWriteTimedOut      a write outside transactions passed its deadline
     │   ├── ReplicaFenced               another replica took the partition: this one is a zombie
+    │   │   ├── RevocationCut           a revocation outlasted its deadline: cut, rejoined as after a fence
+    │   │   └── MembershipLapsed        no heartbeat answered for a session: stops acting, rejoined likewise
     │   └── TransactionFailed           a partition's changelog transaction failed for good (not fenced)
     │       └── StillUnreachable        rejoined too often with Kafka unreachable: `responder run` exits 75
     ├── CoordinatorDied                 a consumer's group coordination task ended: rebuilt (consumer, cause)
@@ -48,6 +50,14 @@ class RevocationCut(ReplicaFenced):
     for them once the group has moved them. This replica gave them up unfinished, as a fenced one loses them: it
     rejoins in the same way (responder/service/rejoin.py), and their next owner redoes the uncommitted records from
     the committed intents and offsets (an intent without its result is resolved by `verify()`)."""
+
+
+class MembershipLapsed(ReplicaFenced):
+    """A fleet member's lease on its partitions ended (responder/ingest/lease.py): its group coordinator answered no
+    heartbeat for a session timeout, or answered that it is no member, so its group may have given its partitions to
+    another member. Its changelog barrier refuses from then on (nothing more of it acts or counts as durable), and it
+    rejoins as a fenced replica does; the partitions' next owner redoes the uncommitted records from the committed
+    intents and offsets (an intent without its result is resolved by `verify()`)."""
 
 
 class TransactionFailed(ChangelogError):

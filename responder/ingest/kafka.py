@@ -23,6 +23,7 @@ from responder.ingest.copartition import CoPartitionedAssignor
 from responder.ingest.dlq import DLQ_MAX_BYTES
 from responder.ingest.dlqsend import send_deadletter
 from responder.ingest.fetchwait import FetchWait
+from responder.ingest.lease import MembershipLease
 from responder.ingest.raw import to_raw
 from responder.ingest.rebalance import OnAssigned, OnRevoked, Rebalance
 from responder.ingest.unreadable import getmany_past
@@ -83,7 +84,9 @@ class KafkaIngest:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
-        self._listener = Rebalance(on_assigned, on_revoked)
+        # a group member's lease on its partitions (responder/ingest/lease.py); a manual assignment has no group
+        self.lease = None if manual_assignment else MembershipLease(session_timeout_ms / 1000)
+        self._listener = Rebalance(on_assigned, on_revoked, self.lease)
         # co-partitioned: partition p of every alert topic goes to one member (it owns changelog partition p), even
         # when the alert topics' partition counts differ (responder/ingest/copartition.py)
         assignors = {"partition_assignment_strategy": (CoPartitionedAssignor,)} if co_partitioned else {}
@@ -134,6 +137,8 @@ class KafkaIngest:
         the same arguments and rebalance callbacks, not started (`start_consumer`: it joins, or is assigned, and
         reads on from the committed offsets). The caller has let its partitions go first, as in a revocation."""
         self.consumer = await fresh(self.consumer, self._make)
+        if self.lease is not None:
+            self.lease.forget()
         self.held.clear()
         self.fetch_wait = self._fetch_wait()
 
@@ -142,6 +147,8 @@ class KafkaIngest:
         if not self.manual_assignment:
             self.consumer.subscribe(self.topics, listener=self._listener)
         await _start_with_retry(self.consumer, deadline, wait_set_by=wait_set_by or fixed_wait(ALERTS, deadline))
+        if self.lease is not None:
+            self.lease.watch(self.consumer)
         if self.manual_assignment:
             await self._assign_all()
         log.info("consumer_started", topics=self.topics, manual_assignment=self.manual_assignment)

@@ -156,7 +156,7 @@ class Service(BatchHandling, Running, Readiness):
         if settings.changelog_topic:  # fleet mode: state follows its partition; every member reads every decision
             changelog = Changelog(settings.kafka_bootstrap, settings.changelog_topic, options=options,
                                   write_deadline=settings.changelog_write_deadline)
-            self.fleet = FleetState(self.engine, changelog)
+            self.fleet = FleetState(self.engine, changelog, lease=self.ingest.lease)
             self.recorder.barriers.append(self.fleet.on_durable)
             self.metrics.changelog_missing.set_function(lambda: len(self.fleet.short) if self.fleet else 0)
             global_guards.uncounted = self._uncounted  # a quota that cannot be counted yet waits, parked

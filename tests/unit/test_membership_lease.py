@@ -1,0 +1,331 @@
+"""A fleet member's lease on its partitions (responder/ingest/lease.py): renewed by answered heartbeats and
+assignments, ended by a session of silence or a refusal; past it the changelog barrier and the alert loop refuse."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from responder.errors_kafka import MembershipLapsed, ReplicaFenced
+from responder.ingest.lease import MembershipLease
+from responder.models.timeline import EntryKind, TimelineEntry
+from responder.service import Service
+from responder.service.rejoinreasons import rejoin_reason
+from responder.settings import Settings
+from tests.fakes import FakeIam
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Coordinator:
+    """aiokafka's GroupCoordinator as far as the lease sees it: a heartbeat that takes `rtt` s and answers `answer`."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock, self.member_id, self.answer, self.rtt, self.beats = clock, "member-1", True, 0.0, 0
+
+    async def _do_heartbeat(self) -> bool:
+        self.beats += 1
+        self.clock.now += self.rtt
+        if self.answer == "refused":
+            self.member_id = ""  # aiokafka's reset_generation
+            return False
+        return bool(self.answer)
+
+
+class Consumer:
+    """An aiokafka consumer as far as the lease sees it: its group coordinator."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._coordinator = Coordinator(clock)
+
+    @classmethod
+    def around(cls, coordinator: Coordinator) -> Consumer:
+        consumer = cls(coordinator.clock)
+        consumer._coordinator = coordinator
+        return consumer
+
+
+def _watched(session_s: float = 10.0) -> tuple[MembershipLease, Coordinator, Clock]:
+    clock = Clock()
+    lease = MembershipLease(session_s, clock)
+    consumer = Consumer(clock)
+    assert lease.watch(consumer)
+    return lease, consumer._coordinator, clock
+
+
+def test_the_lease_ends_a_session_after_the_assignment_without_a_heartbeat() -> None:
+    """Assigned and then silent: the lease holds below the session timeout and has ended at it."""
+    lease, _, clock = _watched()
+    assert lease.lapsed() is None  # nothing assigned yet: nothing to lose
+    lease.assigned()
+    clock.now += 9.9
+    assert lease.lapsed() is None
+    clock.now += 0.1
+    assert "no heartbeat answered for 10.0 s" in (lease.lapsed() or "")
+
+
+async def test_an_answered_heartbeat_renews_the_lease_from_its_send_time() -> None:
+    """A heartbeat answered as a member's renews the lease from when it was sent, not from when the answer came."""
+    lease, coordinator, clock = _watched()
+    lease.assigned()
+    clock.now += 8.0
+    coordinator.rtt = 1.5
+    assert await coordinator._do_heartbeat() is True  # the wrapped heartbeat, as aiokafka's routine calls it
+    assert lease.since == 108.0
+    clock.now += 8.4  # 9.9 s after the send, 8.4 s after the answer
+    assert lease.lapsed() is None
+    clock.now += 0.1
+    assert lease.lapsed() is not None
+
+
+async def test_an_unanswered_heartbeat_does_not_renew_the_lease() -> None:
+    """A heartbeat that failed (no answer, a transient error) leaves the lease where it was."""
+    lease, coordinator, clock = _watched()
+    lease.assigned()
+    coordinator.answer = False
+    clock.now += 5.0
+    assert await coordinator._do_heartbeat() is False
+    assert lease.since == 100.0
+    clock.now += 5.0
+    assert lease.lapsed() is not None
+
+
+async def test_a_refused_heartbeat_ends_the_lease_at_once_until_the_next_assignment() -> None:
+    """The coordinator saying this is no member ends the lease at once; a later answer does not revive it."""
+    lease, coordinator, _ = _watched()
+    lease.assigned()
+    coordinator.answer = "refused"
+    assert await coordinator._do_heartbeat() is False
+    assert "not a member" in (lease.lapsed() or "")
+    coordinator.answer, coordinator.member_id = True, "member-2"
+    assert await coordinator._do_heartbeat() is True
+    assert lease.lapsed() is not None
+    lease.assigned()  # joined again, partitions assigned: a new lease
+    assert lease.lapsed() is None
+
+
+def test_a_replaced_consumer_holds_no_lease_until_it_is_assigned() -> None:
+    """After `forget` (the consumer rebuilt, its partitions handed over) the lease neither holds nor ends."""
+    lease, _, clock = _watched()
+    lease.assigned()
+    lease.forget()
+    clock.now += 60.0
+    assert lease.lapsed() is None
+
+
+def test_a_consumer_without_a_heartbeat_keeps_no_lease_and_says_so() -> None:
+    """A consumer whose client has no heartbeat to wrap keeps no lease (never lapses) and logs a warning."""
+    lease = MembershipLease(10.0, Clock())
+    with capture_logs() as logs:
+        assert lease.watch(object()) is False
+    assert [e["event"] for e in logs] == ["membership_lease_not_kept"]
+    lease.assigned()
+    assert lease.lapsed() is None
+
+
+def test_a_lapse_rejoins_as_a_fence_does() -> None:
+    """MembershipLapsed is a ReplicaFenced: the service rejoins in-process, reason `fenced`."""
+    exc = MembershipLapsed("lapsed")
+    assert isinstance(exc, ReplicaFenced)
+    assert rejoin_reason(exc) == "fenced"
+
+
+@pytest.fixture
+async def lapsing(tmp_path: Any) -> AsyncIterator[tuple[Service, Clock, list[int]]]:
+    """An unstarted fleet replica owning partition 0 (incident inc-0), its lease on a clock the test moves, and the
+    partitions its changelog writes reach."""
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / "t.jsonl", runbooks_dir=tmp_path,
+                        topics=["a"], changelog_topic="changelog", session_timeout_ms=10_000)
+    service = Service(settings, aws=FakeIam(), runbooks=[])
+    fleet, lease = service.fleet, service.ingest.lease
+    assert fleet is not None
+    assert lease is not None
+    assert fleet.lease is lease
+    clock = Clock()
+    lease.clock = clock
+    assert lease.watch(Consumer(clock))
+    lease.assigned()
+    fleet.owned.add(0)
+    fleet.partitions.of["inc-0"] = 0
+    written: list[int] = []
+
+    async def write(partition: int, slices: Any, **kw: Any) -> None:
+        written.append(partition)
+
+    fleet.changelog.write = write  # type: ignore[method-assign]
+    try:
+        yield service, clock, written
+    finally:
+        service.recorder.close()
+        await service.close_unstarted()
+
+
+def _intent(incident: str) -> TimelineEntry:
+    return TimelineEntry(seq=1, writer="w", at="t", kind=EntryKind.STEP_INTENT, incident=incident, body={},
+                         prev="", hash="")
+
+
+async def test_a_barrier_within_the_lease_writes_and_passes(lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """Within its lease a member's step intent is written to its partition's changelog and counts as durable."""
+    service, clock, written = lapsing
+    assert service.fleet is not None
+    clock.now += 9.0
+    await service.fleet.on_durable([_intent("inc-0")])
+    assert written == [0]
+
+
+async def test_past_the_lease_a_step_intent_fails_its_barrier_unwritten(
+        lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """Past its lease a member writes nothing to the changelog and its step's barrier fails: the step does not act."""
+    service, clock, written = lapsing
+    assert service.fleet is not None
+    service.fleet.changelog.write_deadline = 0.2
+    clock.now += 10.0
+    with capture_logs() as logs, pytest.raises(MembershipLapsed, match="partition\\(s\\) 0 may be another member"):
+        await service.fleet.on_durable([_intent("inc-0")])
+    with pytest.raises(MembershipLapsed):
+        await service.fleet.on_durable([_intent("inc-0")])
+    assert written == []
+    assert [e["event"] for e in logs].count("membership_lapsed") == 1  # said once, raised each time
+
+
+async def test_a_lease_that_ends_while_the_write_waits_fails_the_barrier_after_it(
+        lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """A write that outlasts the lease (its own deadline not passed) is not taken as durable: the step does not act."""
+    service, clock, written = lapsing
+    fleet = service.fleet
+    assert fleet is not None
+
+    async def slow(partition: int, slices: Any, **kw: Any) -> None:
+        clock.now += 11.0  # the write waited past the lease
+        written.append(partition)
+
+    fleet.changelog.write_deadline = 0.2
+    fleet.changelog.write = slow  # type: ignore[method-assign]
+    with pytest.raises(MembershipLapsed):
+        await fleet.on_durable([_intent("inc-0")])
+    assert written == [0]
+
+
+async def test_an_entry_of_a_partition_not_owned_is_not_refused_for_the_lease(
+        lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """Between assignments (nothing owned) an ended lease refuses nothing: there is nothing of the group's to lose."""
+    service, clock, written = lapsing
+    fleet = service.fleet
+    assert fleet is not None
+    fleet.owned.clear()
+    clock.now += 60.0
+    await asyncio.wait_for(fleet.on_durable([_intent("inc-0")]), 1)
+    assert written == []  # not owned: not written either (its new owner writes it)
+
+
+async def test_a_barrier_out_of_lease_waits_for_an_answered_heartbeat_and_then_writes(
+        lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """Out of lease by silence, a barrier waits; a heartbeat answered meanwhile (same generation) lets it write."""
+    service, clock, written = lapsing
+    fleet = service.fleet
+    assert fleet is not None
+    assert fleet.lease is not None
+    coordinator = Coordinator(clock)
+    fleet.lease.watch(Consumer.around(coordinator))
+    clock.now += 12.0
+    with capture_logs() as logs:
+        barrier = asyncio.create_task(fleet.on_durable([_intent("inc-0")]))
+        await asyncio.sleep(0.3)
+        assert not barrier.done()
+        assert written == []  # nothing written, nothing acts, while out of lease
+        assert await coordinator._do_heartbeat() is True
+        await asyncio.wait_for(barrier, 5)
+    assert written == [0]
+    assert [e["event"] for e in logs] == ["membership_lease_waiting", "membership_lease_renewed"]
+
+
+async def test_a_barrier_out_of_lease_fails_at_its_changelog_deadline(
+        lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """Out of lease and no heartbeat answered by the flush's changelog deadline: MembershipLapsed, nothing written."""
+    service, clock, written = lapsing
+    fleet = service.fleet
+    assert fleet is not None
+    fleet.changelog.write_deadline = 0.3
+    clock.now += 12.0
+    with pytest.raises(MembershipLapsed):
+        await asyncio.wait_for(fleet.on_durable([_intent("inc-0")]), 5)
+    assert written == []
+
+
+async def test_a_refused_member_s_barrier_fails_at_once(lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """A coordinator that answered "not a member" fails the barrier at once, without waiting for its deadline."""
+    service, clock, written = lapsing
+    fleet = service.fleet
+    assert fleet is not None
+    assert fleet.lease is not None
+    coordinator = Coordinator(clock)
+    fleet.lease.watch(Consumer.around(coordinator))
+    coordinator.answer = "refused"
+    await coordinator._do_heartbeat()
+    with pytest.raises(MembershipLapsed, match="not a member"):
+        await asyncio.wait_for(fleet.on_durable([_intent("inc-0")]), 1)  # far below the 45 s deadline
+    assert written == []
+
+
+async def test_heartbeats_answered_meanwhile_keep_the_barrier_open(
+        lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """Heartbeats answered every few seconds keep the lease, however long the member runs."""
+    service, clock, written = lapsing
+    fleet = service.fleet
+    assert fleet is not None
+    assert fleet.lease is not None
+    coordinator = Coordinator(clock)
+    fleet.lease.watch(Consumer.around(coordinator))
+    coordinator.rtt = 0.5
+    for _ in range(10):
+        clock.now += 4.5
+        assert await coordinator._do_heartbeat() is True
+    await fleet.on_durable([_intent("inc-0")])
+    assert written == [0]
+
+
+async def test_the_alert_consumer_of_a_fleet_keeps_a_lease_and_a_manual_one_none(tmp_path: Any) -> None:
+    """A group member's alert consumer keeps a lease of its session timeout; a manual assignment (no group) none."""
+    for manual, expected in ((False, 7.0), (True, None)):
+        settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / f"{manual}.jsonl",
+                            runbooks_dir=tmp_path, topics=["a"], changelog_topic="changelog", session_timeout_ms=7000,
+                            kafka_manual_assignment=manual)
+        service = Service(settings, aws=FakeIam(), runbooks=[])
+        try:
+            lease = service.ingest.lease
+            assert (lease.session_s if lease is not None else None) == expected
+        finally:
+            service.recorder.close()
+            await service.close_unstarted()
+
+
+async def test_the_assignment_callback_renews_the_lease(lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """Partitions assigned by the group renew the lease before the service's own callback runs."""
+    service, clock, _ = lapsing
+    clock.now += 9.0
+    listener = service.ingest._listener
+    called: list[float] = []
+
+    async def on_assigned(partitions: Any) -> None:
+        called.append(clock.now)
+
+    listener.on_assigned = on_assigned
+    await listener.on_partitions_assigned([])
+    assert called == [109.0]
+    clock.now += 9.0
+    assert service.ingest.lease is not None
+    assert service.ingest.lease.lapsed() is None
+
