@@ -11,7 +11,8 @@ REBALANCE_IN_PROGRESS, which keeps a member in its group for the rebalance) or f
 later, for one session timeout. The coordinator measures the member's session from when a heartbeat reached it, which
 is after it was sent, so the lease ends no later than the group's own count; and the group still has to rebalance, and
 the next owner to restore, before anyone else acts. A heartbeat the coordinator refused (the member unknown, or of an
-old generation: aiokafka resets its member id) ends the lease at once. The fleet's changelog barrier asks it
+old generation: aiokafka resets its member id), or a heartbeat error aiokafka does not expect (which ends its heartbeat
+task: a static member id taken by another process), ends the lease at once. The fleet's changelog barrier asks it
 (`FleetState.on_durable`, responder/fleet.py) before and after its writes: out of lease, it writes nothing and nothing
 of its acts; it waits for an answered heartbeat (the member still in the generation that assigned its partitions)
 until the flush's changelog deadline, then fails, and the replica rejoins as a fenced one does (`MembershipLapsed`).
@@ -57,11 +58,15 @@ class MembershipLease:
 
         async def heartbeat() -> bool:
             sent = self.clock()
-            ok = await beat()
+            try:
+                ok = await beat()
+            except Exception as exc:  # an error aiokafka does not expect (its static member id taken by another
+                self._refuse(f"its heartbeat failed: {type(exc).__name__}: {exc}")  # process, say): its heartbeat
+                raise  # task ends with it, and nothing renews the lease any more
             if ok:
                 self._renew(sent)
-            elif coordinator.member_id == UNKNOWN_MEMBER and self.since is not None and self.refused is None:
-                self.refused = "its group coordinator answered a heartbeat that it is not a member (any more)"
+            elif coordinator.member_id == UNKNOWN_MEMBER:
+                self._refuse("its group coordinator answered a heartbeat that it is not a member (any more)")
             return ok
 
         coordinator._do_heartbeat = heartbeat
@@ -74,6 +79,10 @@ class MembershipLease:
     def assigned(self) -> None:
         """Partitions were just assigned: the group counts this member in from now (its join and sync went through)."""
         self.since, self.refused = self.clock(), None
+
+    def _refuse(self, why: str) -> None:
+        if self.since is not None and self.refused is None:  # the first reason is kept
+            self.refused = why
 
     def _renew(self, sent: float) -> None:
         if self.since is not None and self.refused is None:  # a late answer never revives a refused lease

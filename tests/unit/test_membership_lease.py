@@ -41,6 +41,8 @@ class Coordinator:
         if self.answer == "refused":
             self.member_id = ""  # aiokafka's reset_generation
             return False
+        if self.answer == "raise":  # what aiokafka raises for an error code it does not handle
+            raise RuntimeError("Unexpected exception in heartbeat task: FencedInstanceIdError")
         return bool(self.answer)
 
 
@@ -114,6 +116,16 @@ async def test_a_refused_heartbeat_ends_the_lease_at_once_until_the_next_assignm
     assert lease.lapsed() is not None
     lease.assigned()  # joined again, partitions assigned: a new lease
     assert lease.lapsed() is None
+
+
+async def test_a_heartbeat_that_raises_ends_the_lease_at_once() -> None:
+    """A heartbeat error aiokafka does not expect (its heartbeat task ends with it) ends the lease at once."""
+    lease, coordinator, _ = _watched()
+    lease.assigned()
+    coordinator.answer = "raise"
+    with pytest.raises(RuntimeError, match="FencedInstanceIdError"):
+        await coordinator._do_heartbeat()
+    assert "its heartbeat failed: RuntimeError" in (lease.lapsed() or "")
 
 
 def test_a_replaced_consumer_holds_no_lease_until_it_is_assigned() -> None:
