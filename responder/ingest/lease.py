@@ -3,24 +3,26 @@
 The group coordinator removes a member whose heartbeats stop for the session timeout and gives its partitions to the
 others. aiokafka heartbeats in a task of its own, apart from the work, and a heartbeat that fails surfaces nowhere: a
 member cut off from its coordinator (a network split, a coordinator slow to move, a process paused past its session:
-SIGSTOP, a frozen VM) keeps its assignment, fetches and acts on, while another member may own its partitions already.
+SIGSTOP, a suspended machine) keeps its assignment, fetches and acts on, while another member may own its partitions already.
 With Kafka transactions the next owner's fence refuses the old one's changelog writes; without them nothing did.
 
-The lease runs from the send time of the last heartbeat its coordinator answered as a member's (no error, or
-REBALANCE_IN_PROGRESS, which keeps a member in its group for the rebalance) or from the last assignment, whichever is
-later, for one session timeout. The coordinator measures the member's session from when a heartbeat reached it, which
-is after it was sent, so the lease ends no later than the group's own count; and the group still has to rebalance, and
-the next owner to restore, before anyone else acts. A heartbeat the coordinator refused (the member unknown, or of an
-old generation: aiokafka resets its member id), or a heartbeat error aiokafka does not expect (which ends its heartbeat
-task: a static member id taken by another process), ends the lease at once. The fleet's changelog barrier asks it
-(`FleetState.on_durable`, responder/fleet.py) before and after its writes: out of lease, it writes nothing and nothing
-of its acts; it waits for an answered heartbeat (the member still in the generation that assigned its partitions)
-until the flush's changelog deadline, then fails, and the replica rejoins as a fenced one does (`MembershipLapsed`).
-What is already in flight (a cloud call past its barrier) still lands, as after a fence.
+The lease runs for one session timeout from the send time of the last heartbeat its coordinator answered as a member's
+(no error, or REBALANCE_IN_PROGRESS, which keeps a member in its group for the rebalance) or of the SyncGroup request
+that brought the last assignment. The coordinator restarts a member's session once such a request reached it, after
+it was sent, so the lease ends no later than the group's own count; and the group still has to rebalance, and the
+next owner to restore, before anyone else acts. It ends at once, until the next assignment, when the group says this
+is no member of the generation that assigned its partitions: a heartbeat so answered, any other request so answered
+(aiokafka then resets the member id or the generation), the group left, or a heartbeat error aiokafka does not expect
+(its heartbeat task ends). Its clock counts a suspend (CLOCK_BOOTTIME). The fleet's changelog barrier asks it before
+and after its writes (`LeaseBarrier`, responder/fleet_lease.py): out of lease, nothing is written and nothing acts; it
+waits for an answered heartbeat (the member still in the generation that assigned its partitions) until the flush's
+changelog deadline, then fails, and the replica rejoins as a fenced one does (`MembershipLapsed`). What is already in
+flight (a cloud call past its barrier) still lands, as after a fence.
 
-aiokafka 0.14 has no hook for heartbeats: `watch` wraps the consumer's `GroupCoordinator._do_heartbeat` on that
-instance (the only caller is its heartbeat routine, which looks the method up at each beat). A consumer without it (a
-fake, another aiokafka) keeps no lease: `watch` says so and the lease never ends (the transactional fence stays).
+aiokafka 0.14 has no hook for heartbeats: `watch` wraps the consumer's `GroupCoordinator._do_heartbeat` and
+`_send_req` on that instance (the heartbeat routine and the group join look both up at each call). A consumer without
+them (a fake, another aiokafka) keeps no lease: `watch` says so and the lease never ends (the transactional fence
+stays).
 """
 
 from __future__ import annotations
