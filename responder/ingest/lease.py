@@ -3,7 +3,8 @@
 The group coordinator removes a member whose heartbeats stop for the session timeout and gives its partitions to the
 others. aiokafka heartbeats in a task of its own, apart from the work, and a heartbeat that fails surfaces nowhere: a
 member cut off from its coordinator (a network split, a coordinator slow to move, a process paused past its session:
-SIGSTOP, a suspended machine) keeps its assignment, fetches and acts on, while another member may own its partitions already.
+SIGSTOP, a suspended machine) keeps its assignment, fetches and acts on, while another member may own its partitions
+already.
 With Kafka transactions the next owner's fence refuses the old one's changelog writes; without them nothing did.
 
 The lease runs for one session timeout from the send time of the last heartbeat its coordinator answered as a member's

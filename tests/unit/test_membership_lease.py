@@ -12,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from responder.errors_kafka import MembershipLapsed, ReplicaFenced
+from responder.fleet import FleetState
 from responder.ingest.lease import MembershipLease
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.service import Service
@@ -238,6 +239,16 @@ async def lapsing(tmp_path: Any) -> AsyncIterator[tuple[Service, Clock, list[int
         await service.close_unstarted()
 
 
+def _watching(service: Service, clock: Clock) -> tuple[FleetState, Coordinator]:
+    """The service's fleet state, its lease now watching a coordinator the test drives."""
+    fleet = service.fleet
+    assert fleet is not None
+    assert fleet.lease is not None
+    coordinator = Coordinator(clock)
+    fleet.lease.watch(Consumer.around(coordinator))
+    return fleet, coordinator
+
+
 def _intent(incident: str) -> TimelineEntry:
     return TimelineEntry(seq=1, writer="w", at="t", kind=EntryKind.STEP_INTENT, incident=incident, body={},
                          prev="", hash="")
@@ -301,11 +312,7 @@ async def test_a_barrier_out_of_lease_waits_for_an_answered_heartbeat_and_then_w
         lapsing: tuple[Service, Clock, list[int]]) -> None:
     """Out of lease by silence, a barrier waits; a heartbeat answered meanwhile (same generation) lets it write."""
     service, clock, written = lapsing
-    fleet = service.fleet
-    assert fleet is not None
-    assert fleet.lease is not None
-    coordinator = Coordinator(clock)
-    fleet.lease.watch(Consumer.around(coordinator))
+    fleet, coordinator = _watching(service, clock)
     clock.now += 12.0
     with capture_logs() as logs:
         barrier = asyncio.create_task(fleet.on_durable([_intent("inc-0")]))
@@ -334,11 +341,7 @@ async def test_a_barrier_out_of_lease_fails_at_its_changelog_deadline(
 async def test_a_refused_member_s_barrier_fails_at_once(lapsing: tuple[Service, Clock, list[int]]) -> None:
     """A coordinator that answered "not a member" fails the barrier at once, without waiting for its deadline."""
     service, clock, written = lapsing
-    fleet = service.fleet
-    assert fleet is not None
-    assert fleet.lease is not None
-    coordinator = Coordinator(clock)
-    fleet.lease.watch(Consumer.around(coordinator))
+    fleet, coordinator = _watching(service, clock)
     coordinator.answer = "refused"
     await coordinator._do_heartbeat()
     with pytest.raises(MembershipLapsed, match="not a member"):
@@ -350,11 +353,7 @@ async def test_heartbeats_answered_meanwhile_keep_the_barrier_open(
         lapsing: tuple[Service, Clock, list[int]]) -> None:
     """Heartbeats answered every few seconds keep the lease, however long the member runs."""
     service, clock, written = lapsing
-    fleet = service.fleet
-    assert fleet is not None
-    assert fleet.lease is not None
-    coordinator = Coordinator(clock)
-    fleet.lease.watch(Consumer.around(coordinator))
+    fleet, coordinator = _watching(service, clock)
     coordinator.rtt = 0.5
     for _ in range(10):
         clock.now += 4.5
