@@ -20,8 +20,9 @@ from responder.engine.partitions import ClosedKeys, Partitions, closed_key, cut,
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.state import CLOSED_HORIZON
 from responder.errors import BrokerUnreachable
-from responder.errors_kafka import ChangelogError, ChangelogTooShort, MembershipLapsed, RevocationCut
+from responder.errors_kafka import ChangelogError, ChangelogTooShort, RevocationCut
 from responder.fleet_decisions import HeldDecisions
+from responder.fleet_lease import LeaseBarrier
 from responder.ingest.changelog import Changelog
 from responder.ingest.lease import MembershipLease
 from responder.models.timeline import EntryKind, TimelineEntry
@@ -31,17 +32,16 @@ log = structlog.get_logger(__name__)
 RETRY_MAX_S = 60.0  # the longest wait between two restore attempts of a partition
 RESTORES_AT_ONCE = 8  # partitions fenced and read at the same time (each opens a producer and a consumer)
 _BEFORE_ACTING = frozenset({EntryKind.STEP_INTENT, EntryKind.APPROVAL_DECIDED})
-LEASE_RECHECK_S = 0.1  # how often a barrier out of lease looks again for an answered heartbeat
 
 
-class FleetState(HeldDecisions):
+class FleetState(HeldDecisions, LeaseBarrier):
     """The partitions this replica owns and their state, kept in step with the changelog."""
 
     def __init__(self, engine: Engine, changelog: Changelog, clock: Callable[[], float] = time.monotonic, *,
                  lease: MembershipLease | None = None) -> None:
         self.engine, self.changelog, self.clock = engine, changelog, clock  # `clock` paces the restore retries
         self.lease = lease  # the alert consumer's membership (responder/ingest/lease.py): none, no lease kept
-        self.lapsed = False  # the lease ended while partitions were owned (`_in_lease`), said once
+        self.lapsed = False  # the lease ended while partitions were owned (`LeaseBarrier._in_lease`), said once
         self.partitions = Partitions()
         self._quotas_at: dict[int, int] = {}  # owned partition → `QuotaWindows.recorded` when its `~quotas` was written
         self.closed = ClosedKeys()  # where each `~closed#` record is, to tombstone it once the engine forgets the key
@@ -71,12 +71,14 @@ class FleetState(HeldDecisions):
                 await self._writable(partition, until)  # with only its `~quotas` record to rewrite holds no entry)
             if partition not in self.owned:
                 continue  # revoked meanwhile: its new owner writes it now; a late write would overwrite theirs
+            await self._in_lease(until)  # a `~quotas` record alone too: nothing is written out of lease
             slices = cut(self.engine.state, incidents)
             self._quotas_at[partition] = windows.recorded  # what the record holds: every run recorded so far
             await self.changelog.write(partition, {i: slices.get(i) for i in incidents},
                                        quotas=windows.runs(), urgent=urgent, until=until)
         for partition, left in moved.items():  # after the new record: a crash between leaves two, never none
             if partition in self.owned:
+                await self._in_lease(until)
                 await self.changelog.write(partition, dict.fromkeys(left), urgent=urgent, until=until)
         for partition, incidents in routed.items():  # cut, or out of lease, while its own write waited
             if incidents:
@@ -90,38 +92,6 @@ class FleetState(HeldDecisions):
         if partition in self.cut_off:  # after any wait for the lease: a cut may have come meanwhile
             raise RevocationCut(f"partition {partition} was cut from this replica at its revocation's deadline: its "
                                 "entries are not durable, and their steps do not act")
-
-    async def _in_lease(self, until: float) -> None:
-        """Return at once while this member's lease on its partitions holds (responder/ingest/lease.py). Ended by a
-        silence (no heartbeat answered for a session: a coordinator moving, a network split, a pause), it waits for
-        an answered heartbeat, which proves the member is still in the generation that assigned them (no one else
-        was given them), until `until` (the flush's changelog deadline); then, or at once when the coordinator said
-        this is no member, MembershipLapsed: nothing more of theirs is written or acts."""
-        if self.lease is None:
-            return
-        loop = asyncio.get_running_loop()
-        waited = False
-        while self.owned and (why := self.lease.lapsed()) is not None:
-            if self.lease.refused is None and loop.time() < until:
-                if not waited:
-                    waited = True
-                    log.warning("membership_lease_waiting", reason=why, detail="nothing is written or acted on for "
-                                "its partitions until a heartbeat is answered, or the changelog deadline passes")
-                await asyncio.sleep(min(LEASE_RECHECK_S, max(0.0, until - loop.time())))
-                continue
-            self._lapsed(why)
-        if waited:
-            log.info("membership_lease_renewed", detail="a heartbeat was answered: the member kept its partitions")
-
-    def _lapsed(self, why: str) -> None:
-        if not self.lapsed:
-            self.lapsed = True
-            log.critical("membership_lapsed", partitions=sorted(self.owned), reason=why,
-                         detail="nothing more is written or acted on for its partitions; this replica rejoins its "
-                                "group, and their next owner redoes what was not committed")
-        raise MembershipLapsed(f"this replica's membership of its group lapsed ({why}): partition(s) "
-                               f"{', '.join(map(str, sorted(self.owned)))} may be another member's now; their "
-                               "entries are not durable, and their steps do not act")
 
     async def evict(self) -> list[str]:
         """Evict closed incidents: tombstone them, and remember up to which event time their group keys stay quiet;
@@ -148,6 +118,7 @@ class FleetState(HeldDecisions):
         until = self.changelog.deadline()  # one deadline for all its partitions' writes (`Changelog.write`)
         for partition, tombstones in by_partition.items():
             if partition in self.owned:  # revoked or cut while an earlier write waited: the new owner's now
+                await self._in_lease(until)  # out of it, no tombstone either: the partition may be another's
                 await self.changelog.write(partition, tombstones, until=until)
         return incidents
 

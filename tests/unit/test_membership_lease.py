@@ -4,6 +4,7 @@ assignments, ended by a session of silence or a refusal; past it the changelog b
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from responder.errors_kafka import MembershipLapsed, ReplicaFenced
+from responder.fleet import FleetState
 from responder.ingest.lease import MembershipLease
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.service import Service
@@ -30,10 +32,19 @@ class Clock:
 
 
 class Coordinator:
-    """aiokafka's GroupCoordinator as far as the lease sees it: a heartbeat that takes `rtt` s and answers `answer`."""
+    """aiokafka's GroupCoordinator as far as the lease sees it: a heartbeat that takes `rtt` s and answers `answer`,
+    requests that take `rtt` s, its member id and generation."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock, self.member_id, self.answer, self.rtt, self.beats = clock, "member-1", True, 0.0, 0
+        self.generation = 1
+        self._closing: asyncio.Future[None] | None = None
+        self.sent: list[str] = []
+
+    async def _send_req(self, request: Any) -> Any:
+        self.sent.append(type(request).__name__)
+        self.clock.now += self.rtt
+        return None
 
     async def _do_heartbeat(self) -> bool:
         self.beats += 1
@@ -41,6 +52,8 @@ class Coordinator:
         if self.answer == "refused":
             self.member_id = ""  # aiokafka's reset_generation
             return False
+        if self.answer == "raise":  # what aiokafka raises for an error code it does not handle
+            raise RuntimeError("Unexpected exception in heartbeat task: FencedInstanceIdError")
         return bool(self.answer)
 
 
@@ -116,6 +129,60 @@ async def test_a_refused_heartbeat_ends_the_lease_at_once_until_the_next_assignm
     assert lease.lapsed() is None
 
 
+async def test_a_heartbeat_that_raises_ends_the_lease_at_once() -> None:
+    """A heartbeat error aiokafka does not expect (its heartbeat task ends with it) ends the lease at once."""
+    lease, coordinator, _ = _watched()
+    lease.assigned()
+    coordinator.answer = "raise"
+    with pytest.raises(RuntimeError, match="FencedInstanceIdError"):
+        await coordinator._do_heartbeat()
+    assert "its heartbeat failed: RuntimeError" in (lease.lapsed() or "")
+
+
+class SyncGroupRequest_v3:  # noqa: N801 - named as aiokafka's versioned request classes are
+    """A SyncGroup request, as far as the lease sees it: its class name."""
+
+
+async def test_an_assignment_counts_from_the_send_time_of_its_sync_request() -> None:
+    """The lease of an assignment runs from when its SyncGroup request was sent, not from when the callback ran."""
+    lease, coordinator, clock = _watched()
+    coordinator.rtt = 3.0
+    await coordinator._send_req(SyncGroupRequest_v3())  # the wrapped send, as aiokafka's group join calls it
+    clock.now += 2.0  # the answer handled, the assignment callback reached later still
+    lease.assigned()
+    assert lease.since == 100.0
+    assert coordinator.sent == ["SyncGroupRequest_v3"]
+    clock.now += 5.0
+    assert lease.lapsed() is not None  # 10 s after the sync was sent, 5 s after the callback
+
+
+@pytest.mark.parametrize("reset", ["member", "generation"])
+async def test_a_membership_reset_outside_a_heartbeat_ends_the_lease_at_once(reset: str) -> None:
+    """A member id or generation aiokafka reset elsewhere (an offset commit refused, a left group) ends the lease."""
+    lease, coordinator, _ = _watched()
+    lease.assigned()
+    if reset == "member":
+        coordinator.member_id = ""
+    else:
+        coordinator.generation = 2
+    assert "membership was reset" in (lease.lapsed() or "")
+    coordinator.member_id, coordinator.generation = "member-1", 1  # sticky until the next assignment
+    assert lease.lapsed() is not None
+    coordinator.generation = 3
+    lease.assigned()
+    assert lease.lapsed() is None
+
+
+async def test_a_consumer_this_service_closes_is_not_taken_for_a_reset() -> None:
+    """aiokafka leaving the group because this service stops the consumer does not end the lease."""
+    lease, coordinator, _ = _watched()
+    lease.assigned()
+    coordinator._closing = asyncio.get_running_loop().create_future()
+    coordinator._closing.set_result(None)
+    coordinator.member_id = ""
+    assert lease.lapsed() is None
+
+
 def test_a_replaced_consumer_holds_no_lease_until_it_is_assigned() -> None:
     """After `forget` (the consumer rebuilt, its partitions handed over) the lease neither holds nor ends."""
     lease, _, clock = _watched()
@@ -170,6 +237,16 @@ async def lapsing(tmp_path: Any) -> AsyncIterator[tuple[Service, Clock, list[int
     finally:
         service.recorder.close()
         await service.close_unstarted()
+
+
+def _watching(service: Service, clock: Clock) -> tuple[FleetState, Coordinator]:
+    """The service's fleet state, its lease now watching a coordinator the test drives."""
+    fleet = service.fleet
+    assert fleet is not None
+    assert fleet.lease is not None
+    coordinator = Coordinator(clock)
+    fleet.lease.watch(Consumer.around(coordinator))
+    return fleet, coordinator
 
 
 def _intent(incident: str) -> TimelineEntry:
@@ -235,11 +312,7 @@ async def test_a_barrier_out_of_lease_waits_for_an_answered_heartbeat_and_then_w
         lapsing: tuple[Service, Clock, list[int]]) -> None:
     """Out of lease by silence, a barrier waits; a heartbeat answered meanwhile (same generation) lets it write."""
     service, clock, written = lapsing
-    fleet = service.fleet
-    assert fleet is not None
-    assert fleet.lease is not None
-    coordinator = Coordinator(clock)
-    fleet.lease.watch(Consumer.around(coordinator))
+    fleet, coordinator = _watching(service, clock)
     clock.now += 12.0
     with capture_logs() as logs:
         barrier = asyncio.create_task(fleet.on_durable([_intent("inc-0")]))
@@ -268,11 +341,7 @@ async def test_a_barrier_out_of_lease_fails_at_its_changelog_deadline(
 async def test_a_refused_member_s_barrier_fails_at_once(lapsing: tuple[Service, Clock, list[int]]) -> None:
     """A coordinator that answered "not a member" fails the barrier at once, without waiting for its deadline."""
     service, clock, written = lapsing
-    fleet = service.fleet
-    assert fleet is not None
-    assert fleet.lease is not None
-    coordinator = Coordinator(clock)
-    fleet.lease.watch(Consumer.around(coordinator))
+    fleet, coordinator = _watching(service, clock)
     coordinator.answer = "refused"
     await coordinator._do_heartbeat()
     with pytest.raises(MembershipLapsed, match="not a member"):
@@ -284,11 +353,7 @@ async def test_heartbeats_answered_meanwhile_keep_the_barrier_open(
         lapsing: tuple[Service, Clock, list[int]]) -> None:
     """Heartbeats answered every few seconds keep the lease, however long the member runs."""
     service, clock, written = lapsing
-    fleet = service.fleet
-    assert fleet is not None
-    assert fleet.lease is not None
-    coordinator = Coordinator(clock)
-    fleet.lease.watch(Consumer.around(coordinator))
+    fleet, coordinator = _watching(service, clock)
     coordinator.rtt = 0.5
     for _ in range(10):
         clock.now += 4.5
@@ -329,3 +394,98 @@ async def test_the_assignment_callback_renews_the_lease(lapsing: tuple[Service, 
     assert service.ingest.lease is not None
     assert service.ingest.lease.lapsed() is None
 
+
+
+async def test_out_of_lease_an_eviction_writes_no_tombstone(lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """An eviction out of lease writes no tombstone to the partition (it may be another member's) and fails."""
+    service, clock, written = lapsing
+    fleet = service.fleet
+    assert fleet is not None
+    fleet.changelog.write_deadline = 0.2
+    fleet.closed.due = {0: {"~closed#a"}}  # a group key the engine forgot: its tombstone is due
+    clock.now += 10.0
+    with pytest.raises(MembershipLapsed):
+        await asyncio.wait_for(fleet.evict(), 5)
+    assert written == []
+
+
+async def test_out_of_lease_a_quotas_record_alone_is_not_rewritten(lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """A flush that would rewrite only a partition's `~quotas` record writes nothing out of lease either."""
+    service, clock, written = lapsing
+    fleet = service.fleet
+    assert fleet is not None
+    fleet.changelog.write_deadline = 0.2
+    fleet._quotas_at[0] = 5  # its `~quotas` record holds a run refunded since: it would be rewritten
+    fleet.engine.state.windows.take_removed = lambda: 0  # type: ignore[method-assign]
+    clock.now += 10.0
+    with pytest.raises(MembershipLapsed):
+        await asyncio.wait_for(fleet.on_durable([]), 5)
+    assert written == []
+
+
+async def test_a_wait_that_ends_with_nothing_owned_says_no_renewal(lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """A barrier waiting for the lease whose partitions were revoked meanwhile does not log a renewal."""
+    service, clock, _ = lapsing
+    fleet = service.fleet
+    assert fleet is not None
+    clock.now += 12.0
+    with capture_logs() as logs:
+        barrier = asyncio.create_task(fleet._in_lease(asyncio.get_running_loop().time() + 5))
+        await asyncio.sleep(0.3)
+        fleet.owned.clear()  # revoked meanwhile
+        await asyncio.wait_for(barrier, 5)
+    assert [e["event"] for e in logs] == ["membership_lease_waiting"]
+
+
+class StartingConsumer(Consumer):
+    """A consumer `KafkaIngest.start_consumer` can start: subscribes and starts, nothing more."""
+
+    def subscribe(self, topics: Any, listener: Any) -> None:
+        self.listener = listener
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+async def test_the_alert_consumer_is_watched_when_started_and_forgotten_when_replaced(
+        lapsing: tuple[Service, Clock, list[int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Starting the alert consumer wraps its heartbeat for the lease; a rebuilt consumer holds none until assigned."""
+    service, clock, _ = lapsing
+    ingest, lease = service.ingest, service.ingest.lease
+    assert lease is not None
+    first = StartingConsumer(clock)
+    original = first._coordinator._do_heartbeat
+    ingest.consumer = first
+    await ingest.start_consumer(1.0)
+    assert first._coordinator._do_heartbeat != original  # wrapped
+    ingest._listener.on_assigned = None
+    await ingest._listener.on_partitions_assigned([])
+    clock.now += 9.0
+    assert await first._coordinator._do_heartbeat() is True
+    assert lease.since == 109.0
+    second = StartingConsumer(clock)
+    ingest._make = lambda: second  # type: ignore[method-assign]
+    await ingest.renew()
+    clock.now += 60.0
+    assert lease.lapsed() is None  # nothing assigned under the new consumer: nothing held, nothing lapsed
+    await ingest.start_consumer(1.0)
+    assert second._coordinator._do_heartbeat.__name__ == "heartbeat"
+
+
+def test_aiokafka_still_has_what_the_lease_wraps() -> None:
+    """The aiokafka internals the lease relies on are still there (an upgrade that moves them fails here, loudly)."""
+    from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
+    from aiokafka.protocol.group import JoinGroupRequest
+
+    from responder.ingest.lease import UNKNOWN_MEMBER
+
+    assert JoinGroupRequest.UNKNOWN_MEMBER_ID == UNKNOWN_MEMBER
+    assert inspect.iscoroutinefunction(GroupCoordinator._do_heartbeat)
+    assert inspect.iscoroutinefunction(GroupCoordinator._send_req)
+    # both looked up on the coordinator instance at each call, so the instance's wrappers are the ones called
+    assert "await self._do_heartbeat()" in inspect.getsource(GroupCoordinator._heartbeat_routine)
+    assert "await self._coordinator._send_req(request)" in inspect.getsource(
+        CoordinatorGroupRebalance._send_sync_group_request)
