@@ -84,8 +84,9 @@ class KafkaIngest:
         self.topics = list(topics)
         options = dict(options or {})  # kafka_client_options(settings): TLS / SASL
         self.manual_assignment = manual_assignment
-        # a group member's lease on its partitions (responder/ingest/lease.py); a manual assignment has no group
-        self.lease = None if manual_assignment else MembershipLease(session_timeout_ms / 1000)
+        # a fleet member's lease on its partitions (responder/ingest/lease.py): none without a group (a manual
+        # assignment), nor outside a fleet (one replica owns every partition: no other acts for them)
+        self.lease = MembershipLease(session_timeout_ms / 1000) if co_partitioned and not manual_assignment else None
         self._listener = Rebalance(on_assigned, on_revoked, self.lease)
         # co-partitioned: partition p of every alert topic goes to one member (it owns changelog partition p), even
         # when the alert topics' partition counts differ (responder/ingest/copartition.py)

@@ -363,11 +363,11 @@ async def test_heartbeats_answered_meanwhile_keep_the_barrier_open(
 
 
 async def test_the_alert_consumer_of_a_fleet_keeps_a_lease_and_a_manual_one_none(tmp_path: Any) -> None:
-    """A group member's alert consumer keeps a lease of its session timeout; a manual assignment (no group) none."""
-    for manual, expected in ((False, 7.0), (True, None)):
-        settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / f"{manual}.jsonl",
-                            runbooks_dir=tmp_path, topics=["a"], changelog_topic="changelog", session_timeout_ms=7000,
-                            kafka_manual_assignment=manual)
+    """A fleet member's alert consumer keeps a lease of its session timeout; a manual assignment or one replica none."""
+    for manual, fleet, expected in ((False, True, 7.0), (True, True, None), (False, False, None)):
+        settings = Settings(kafka_bootstrap="127.0.0.1:1", timeline_path=tmp_path / f"{manual}{fleet}.jsonl",
+                            runbooks_dir=tmp_path, topics=["a"], changelog_topic="changelog" if fleet else None,
+                            session_timeout_ms=7000, kafka_manual_assignment=manual)
         service = Service(settings, aws=FakeIam(), runbooks=[])
         try:
             lease = service.ingest.lease
