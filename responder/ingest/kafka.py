@@ -114,6 +114,8 @@ class KafkaIngest:
             **options,
         )
         self.consumer = self._make()
+        if self.lease is not None:
+            self.lease.watch(self.consumer)  # its coordinator is wrapped at its first assignment (lease.py)
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options,
                                          max_request_size=max(1024 * 1024, deadletter_max_bytes + 64 * 1024))
         self._positions: dict[TopicPartition, int] = {}
@@ -139,7 +141,7 @@ class KafkaIngest:
         reads on from the committed offsets). The caller has let its partitions go first, as in a revocation."""
         self.consumer = await fresh(self.consumer, self._make)
         if self.lease is not None:
-            self.lease.forget()
+            self.lease.watch(self.consumer)  # a new member: nothing held until its group assigns it partitions
         self.held.clear()
         self.fetch_wait = self._fetch_wait()
 
@@ -148,8 +150,6 @@ class KafkaIngest:
         if not self.manual_assignment:
             self.consumer.subscribe(self.topics, listener=self._listener)
         await _start_with_retry(self.consumer, deadline, wait_set_by=wait_set_by or fixed_wait(ALERTS, deadline))
-        if self.lease is not None:
-            self.lease.watch(self.consumer)
         if self.manual_assignment:
             await self._assign_all()
         log.info("consumer_started", topics=self.topics, manual_assignment=self.manual_assignment)

@@ -20,10 +20,11 @@ waits for an answered heartbeat (the member still in the generation that assigne
 changelog deadline, then fails, and the replica rejoins as a fenced one does (`MembershipLapsed`). What is already in
 flight (a cloud call past its barrier) still lands, as after a fence.
 
-aiokafka 0.14 has no hook for heartbeats: `watch` wraps the consumer's `GroupCoordinator._do_heartbeat` and
-`_send_req` on that instance (the heartbeat routine and the group join look both up at each call). A consumer without
-them (a fake, another aiokafka) keeps no lease: `watch` says so and the lease never ends (the transactional fence
-stays).
+aiokafka 0.14 has no hook for heartbeats: the lease wraps the consumer's `GroupCoordinator._do_heartbeat` and
+`_send_req` on that instance (the heartbeat routine and the group join look both up at each call), at its first
+assignment: aiokafka makes the coordinator in `start()`, which waits for that assignment, and starts heartbeating only
+after it. A consumer without them (a fake, another aiokafka) keeps no lease: the lease says so and never ends (the
+transactional fence stays). Once this service closes the consumer itself (its stop), the lease is not asked.
 """
 
 from __future__ import annotations
@@ -56,23 +57,44 @@ class MembershipLease:
         self.session_s, self.clock = session_s, clock
         self.since: float | None = None  # the last proof of membership (None: nothing assigned under this consumer)
         self.refused: str | None = None  # the group said this member is not one (any more): the lease ended at once
-        self.kept = False  # the consumer watched has heartbeats to watch
-        self._coordinator: Any = None  # the watched consumer's aiokafka GroupCoordinator
+        self.kept = False  # the consumer's coordinator has heartbeats to watch, and they are watched
+        self._consumer: Any = None  # the consumer whose membership this is (`watch`)
+        self._coordinator: Any = None  # its aiokafka GroupCoordinator, once wrapped (`_wrap`)
         self._generation: int | None = None  # the group generation its partitions were assigned in
-        self._synced: float | None = None  # when its last SyncGroup request was sent (an assignment's proof)
+        self._synced: float | None = None  # when its coordinator's last SyncGroup request was sent
 
-    def watch(self, consumer: Any) -> bool:
-        """Stamp each heartbeat of `consumer` (just started) that its coordinator answers as a member's, and the send
-        time of each SyncGroup request. False (and no lease kept) when it has no heartbeat to wrap."""
-        coordinator: Any = getattr(consumer, "_coordinator", None)
+    def watch(self, consumer: Any) -> None:
+        """From now on the lease is `consumer`'s, a new one (not started, or just rebuilt): nothing held until its
+        group assigns it partitions. aiokafka creates the coordinator in `start()`, and a subscribed consumer's
+        `start()` waits for its first assignment: the coordinator is wrapped then (`assigned`), before its heartbeats
+        start; that first SyncGroup goes unstamped (the assignment counts from the callback)."""
+        self._consumer, self._coordinator, self.kept = consumer, None, False
+        self.since, self.refused, self._generation, self._synced = None, None, None, None
+
+    def assigned(self) -> None:
+        """Partitions were just assigned: the group counts this member in from the send time of the SyncGroup request
+        that brought them (from now when it was sent before the coordinator was wrapped), in the generation the
+        coordinator now has."""
+        now = self.clock()
+        synced, self._synced = self._synced, None
+        self.since = now if synced is None else min(now, synced)
+        self.refused = None
+        self._generation = getattr(self._coordinator, "generation", None) if self._wrap() else None
+
+    def _wrap(self) -> bool:
+        """Wrap the consumer's coordinator (once): stamp each heartbeat it answers as a member's, refuse on one it
+        answers as a stranger's or that fails unexpectedly, stamp each SyncGroup request's send time. False (no lease
+        kept, said once) when it has no heartbeat to wrap (a fake, another aiokafka)."""
+        coordinator: Any = getattr(self._consumer, "_coordinator", None)
+        if coordinator is not None and coordinator is self._coordinator:
+            return True
         beat: Callable[[], Awaitable[bool]] | None = getattr(coordinator, "_do_heartbeat", None)
         send: Callable[[Any], Awaitable[Any]] | None = getattr(coordinator, "_send_req", None)
-        self.kept = beat is not None and send is not None and hasattr(coordinator, "member_id")
-        if beat is None or send is None or not self.kept:
+        if beat is None or send is None or not hasattr(coordinator, "member_id"):
             log.warning("membership_lease_not_kept", detail="the Kafka client has no heartbeat to watch: a member cut "
                                                             "off from its group is stopped only by a fence")
+            self.kept = False
             return False
-        self._coordinator = coordinator
 
         async def heartbeat() -> bool:
             sent = self.clock()
@@ -94,19 +116,8 @@ class MembershipLease:
 
         coordinator._do_heartbeat = heartbeat
         coordinator._send_req = send_req
+        self._coordinator, self.kept = coordinator, True
         return True
-
-    def forget(self) -> None:
-        """The consumer is replaced (its partitions handed over first): the next one holds no lease until assigned."""
-        self.since, self.refused, self._generation, self._synced = None, None, None, None
-
-    def assigned(self) -> None:
-        """Partitions were just assigned: the group counts this member in from the send time of the SyncGroup request
-        that brought them (from now when none was seen), in the generation the coordinator now has."""
-        now = self.clock()
-        self.since = now if self._synced is None else min(now, self._synced)
-        self.refused = None
-        self._generation = getattr(self._coordinator, "generation", None)
 
     def _refuse(self, why: str) -> None:
         if self.since is not None and self.refused is None:  # the first reason is kept
@@ -118,23 +129,26 @@ class MembershipLease:
 
     def _reset(self) -> str | None:
         """Why the coordinator no longer holds the member and generation its partitions were assigned in (an offset
-        commit, a join or a sync answered that it is not a member, or it left its group), or None. Not while this
-        service closes the consumer itself (aiokafka then leaves the group on purpose)."""
+        commit, a join or a sync answered that it is not a member, or it left its group), or None."""
         coordinator = self._coordinator
         if coordinator is None or self._generation is None:
-            return None
-        closing = getattr(coordinator, "_closing", None)
-        if isinstance(closing, asyncio.Future) and closing.done():
             return None
         if coordinator.member_id == UNKNOWN_MEMBER or coordinator.generation != self._generation:
             return (f"its group membership was reset (generation {self._generation} → {coordinator.generation}): "
                     "a request answered that it is not a member of that generation, or it left its group")
         return None
 
+    def _closing(self) -> bool:
+        """Whether this service is closing the consumer itself (its stop, after its partitions' last chunks): aiokafka
+        then stops heartbeating and leaves the group on purpose, and the stop's last flush is not held to the lease
+        (it was written after leaving before the lease too)."""
+        closing = getattr(self._coordinator, "_closing", None)
+        return isinstance(closing, asyncio.Future) and closing.done()
+
     def lapsed(self) -> str | None:
         """Why the lease has ended (the member may no longer own what it was assigned), or None while it holds or
         when none is kept. A reset or a refusal ends it for good (`refused`), until the next assignment."""
-        if not self.kept or self.since is None:
+        if not self.kept or self.since is None or self._closing():
             return None
         if self.refused is None and (reset := self._reset()) is not None:
             self.refused = reset

@@ -71,10 +71,11 @@ class Consumer:
 
 
 def _watched(session_s: float = 10.0) -> tuple[MembershipLease, Coordinator, Clock]:
+    """A lease watching a consumer not assigned yet (its coordinator is wrapped at the first assignment)."""
     clock = Clock()
     lease = MembershipLease(session_s, clock)
     consumer = Consumer(clock)
-    assert lease.watch(consumer)
+    lease.watch(consumer)
     return lease, consumer._coordinator, clock
 
 
@@ -146,6 +147,7 @@ class SyncGroupRequest_v3:  # noqa: N801 - named as aiokafka's versioned request
 async def test_an_assignment_counts_from_the_send_time_of_its_sync_request() -> None:
     """The lease of an assignment runs from when its SyncGroup request was sent, not from when the callback ran."""
     lease, coordinator, clock = _watched()
+    lease.assigned()  # the first assignment: the coordinator is wrapped from now on
     coordinator.rtt = 3.0
     await coordinator._send_req(SyncGroupRequest_v3())  # the wrapped send, as aiokafka's group join calls it
     clock.now += 2.0  # the answer handled, the assignment callback reached later still
@@ -184,21 +186,23 @@ async def test_a_consumer_this_service_closes_is_not_taken_for_a_reset() -> None
 
 
 def test_a_replaced_consumer_holds_no_lease_until_it_is_assigned() -> None:
-    """After `forget` (the consumer rebuilt, its partitions handed over) the lease neither holds nor ends."""
+    """A rebuilt consumer watched anew (its partitions handed over) neither holds nor ends a lease until assigned."""
     lease, _, clock = _watched()
     lease.assigned()
-    lease.forget()
+    lease.watch(Consumer(clock))
     clock.now += 60.0
     assert lease.lapsed() is None
 
 
 def test_a_consumer_without_a_heartbeat_keeps_no_lease_and_says_so() -> None:
     """A consumer whose client has no heartbeat to wrap keeps no lease (never lapses) and logs a warning."""
-    lease = MembershipLease(10.0, Clock())
+    clock = Clock()
+    lease = MembershipLease(10.0, clock)
+    lease.watch(object())
     with capture_logs() as logs:
-        assert lease.watch(object()) is False
+        lease.assigned()
     assert [e["event"] for e in logs] == ["membership_lease_not_kept"]
-    lease.assigned()
+    clock.now += 60.0
     assert lease.lapsed() is None
 
 
@@ -222,7 +226,7 @@ async def lapsing(tmp_path: Any) -> AsyncIterator[tuple[Service, Clock, list[int
     assert fleet.lease is lease
     clock = Clock()
     lease.clock = clock
-    assert lease.watch(Consumer(clock))
+    lease.watch(Consumer(clock))
     lease.assigned()
     fleet.owned.add(0)
     fleet.partitions.of["inc-0"] = 0
@@ -246,6 +250,7 @@ def _watching(service: Service, clock: Clock) -> tuple[FleetState, Coordinator]:
     assert fleet.lease is not None
     coordinator = Coordinator(clock)
     fleet.lease.watch(Consumer.around(coordinator))
+    fleet.lease.assigned()
     return fleet, coordinator
 
 
@@ -438,45 +443,82 @@ async def test_a_wait_that_ends_with_nothing_owned_says_no_renewal(lapsing: tupl
 
 
 class StartingConsumer(Consumer):
-    """A consumer `KafkaIngest.start_consumer` can start: subscribes and starts, nothing more."""
+    """A consumer started as aiokafka 0.14 starts a subscribed one: its coordinator made in `start()`, which waits for
+    the first assignment (the listener's callback runs inside it); `stop()` closes it and leaves the group."""
+
+    def __init__(self, clock: Clock, generation: int) -> None:
+        super().__init__(clock)
+        self.made, self._coordinator = self._coordinator, None  # type: ignore[assignment]
+        self.made.generation = generation
 
     def subscribe(self, topics: Any, listener: Any) -> None:
         self.listener = listener
 
     async def start(self) -> None:
-        return None
+        self._coordinator = self.made
+        await self.listener.on_partitions_assigned([])
 
     async def stop(self) -> None:
-        return None
+        self.made._closing = asyncio.get_running_loop().create_future()
+        self.made._closing.set_result(None)
+        self.made.member_id, self.made.generation = "", -1  # LeaveGroup, then aiokafka's reset_generation
 
 
-async def test_the_alert_consumer_is_watched_when_started_and_forgotten_when_replaced(
-        lapsing: tuple[Service, Clock, list[int]], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Starting the alert consumer wraps its heartbeat for the lease; a rebuilt consumer holds none until assigned."""
+async def test_a_reset_in_a_consumer_s_first_generation_ends_the_lease(
+        lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """The first assignment (inside aiokafka's `start()`) wraps the coordinator: a reset in that generation is seen."""
     service, clock, _ = lapsing
     ingest, lease = service.ingest, service.ingest.lease
     assert lease is not None
-    first = StartingConsumer(clock)
-    original = first._coordinator._do_heartbeat
-    ingest.consumer = first
-    await ingest.start_consumer(1.0)
-    assert first._coordinator._do_heartbeat != original  # wrapped
     ingest._listener.on_assigned = None
-    await ingest._listener.on_partitions_assigned([])
-    clock.now += 9.0
-    assert await first._coordinator._do_heartbeat() is True
-    assert lease.since == 109.0
-    second = StartingConsumer(clock)
-    ingest._make = lambda: second  # type: ignore[method-assign]
-    await ingest.renew()
-    clock.now += 60.0
-    assert lease.lapsed() is None  # nothing assigned under the new consumer: nothing held, nothing lapsed
+    first = StartingConsumer(clock, generation=5)
+    ingest.consumer = first
+    lease.watch(first)
     await ingest.start_consumer(1.0)
-    assert second._coordinator._do_heartbeat.__name__ == "heartbeat"
+    assert first.made._do_heartbeat.__name__ == "heartbeat"  # wrapped
+    clock.now += 9.0
+    assert await first.made._do_heartbeat() is True
+    assert lease.since == 109.0
+    first.made.member_id, first.made.generation = "", -1  # an offset commit answered ILLEGAL_GENERATION
+    assert "generation 5 → -1" in (lease.lapsed() or "")
+
+
+async def test_a_rebuilt_consumer_s_lease_is_its_own(lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """After a rebuild (the old consumer closed, generation -1) the new one's assignment holds in its own generation."""
+    service, clock, _ = lapsing
+    ingest, lease = service.ingest, service.ingest.lease
+    assert lease is not None
+    ingest._listener.on_assigned = None
+    first = StartingConsumer(clock, generation=5)
+    ingest.consumer = first
+    lease.watch(first)
+    await ingest.start_consumer(1.0)
+    second = StartingConsumer(clock, generation=6)
+    ingest._make = lambda: second  # type: ignore[method-assign]
+    await ingest.renew()  # closes the first: it left its group
+    clock.now += 60.0
+    assert lease.lapsed() is None  # nothing assigned under the new consumer yet: nothing held, nothing lapsed
+    await ingest.start_consumer(1.0)
+    assert lease.lapsed() is None  # a healthy member of generation 6
+    assert second.made._do_heartbeat.__name__ == "heartbeat"
+
+
+async def test_a_consumer_this_service_stops_holds_its_last_flush_to_no_lease(
+        lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """Once this service closes the consumer (its stop), the last flush neither waits for a heartbeat nor fails."""
+    service, clock, written = lapsing
+    fleet, coordinator = _watching(service, clock)
+    coordinator._closing = asyncio.get_running_loop().create_future()  # aiokafka's close(): closing, then it leaves
+    coordinator._closing.set_result(None)
+    coordinator.member_id, coordinator.generation = "", -1
+    clock.now += 60.0
+    await asyncio.wait_for(fleet.on_durable([_intent("inc-0")]), 1)
+    assert written == [0]
 
 
 def test_aiokafka_still_has_what_the_lease_wraps() -> None:
     """The aiokafka internals the lease relies on are still there (an upgrade that moves them fails here, loudly)."""
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.consumer.group_coordinator import CoordinatorGroupRebalance, GroupCoordinator
     from aiokafka.protocol.group import JoinGroupRequest
 
@@ -489,3 +531,11 @@ def test_aiokafka_still_has_what_the_lease_wraps() -> None:
     assert "await self._do_heartbeat()" in inspect.getsource(GroupCoordinator._heartbeat_routine)
     assert "await self._coordinator._send_req(request)" in inspect.getsource(
         CoordinatorGroupRebalance._send_sync_group_request)
+    # a subscribed consumer's start() makes its coordinator, then waits for the first assignment (wrapped then)
+    start = inspect.getsource(AIOKafkaConsumer.start)
+    assert start.index("self._coordinator = GroupCoordinator(") < start.index("wait_for_assignment()")
+    close = inspect.getsource(GroupCoordinator.close)  # closing is said before the group is left
+    assert close.index("self._closing.set_result(None)") < close.index("self._maybe_leave_group()")
+    reset = inspect.getsource(GroupCoordinator.reset_generation)
+    assert "self.member_id = JoinGroupRequest.UNKNOWN_MEMBER_ID" in reset
+    assert "self.generation = OffsetCommitRequest.DEFAULT_GENERATION_ID" in reset
