@@ -464,10 +464,8 @@ class StartingConsumer(Consumer):
         self.made.member_id, self.made.generation = "", -1  # LeaveGroup, then aiokafka's reset_generation
 
 
-async def test_a_reset_in_a_consumer_s_first_generation_ends_the_lease(
-        lapsing: tuple[Service, Clock, list[int]]) -> None:
-    """The first assignment (inside aiokafka's `start()`) wraps the coordinator: a reset in that generation is seen."""
-    service, clock, _ = lapsing
+async def _started(service: Service, clock: Clock) -> tuple[Any, MembershipLease, StartingConsumer]:
+    """The service's alert consumer replaced by one in generation 5, watched and started as `KafkaIngest` does."""
     ingest, lease = service.ingest, service.ingest.lease
     assert lease is not None
     ingest._listener.on_assigned = None
@@ -475,6 +473,14 @@ async def test_a_reset_in_a_consumer_s_first_generation_ends_the_lease(
     ingest.consumer = first
     lease.watch(first)
     await ingest.start_consumer(1.0)
+    return ingest, lease, first
+
+
+async def test_a_reset_in_a_consumer_s_first_generation_ends_the_lease(
+        lapsing: tuple[Service, Clock, list[int]]) -> None:
+    """The first assignment (inside aiokafka's `start()`) wraps the coordinator: a reset in that generation is seen."""
+    service, clock, _ = lapsing
+    _, lease, first = await _started(service, clock)
     assert first.made._do_heartbeat.__name__ == "heartbeat"  # wrapped
     clock.now += 9.0
     assert await first.made._do_heartbeat() is True
@@ -486,13 +492,7 @@ async def test_a_reset_in_a_consumer_s_first_generation_ends_the_lease(
 async def test_a_rebuilt_consumer_s_lease_is_its_own(lapsing: tuple[Service, Clock, list[int]]) -> None:
     """After a rebuild (the old consumer closed, generation -1) the new one's assignment holds in its own generation."""
     service, clock, _ = lapsing
-    ingest, lease = service.ingest, service.ingest.lease
-    assert lease is not None
-    ingest._listener.on_assigned = None
-    first = StartingConsumer(clock, generation=5)
-    ingest.consumer = first
-    lease.watch(first)
-    await ingest.start_consumer(1.0)
+    ingest, lease, first = await _started(service, clock)
     second = StartingConsumer(clock, generation=6)
     ingest._make = lambda: second  # type: ignore[method-assign]
     await ingest.renew()  # closes the first: it left its group
