@@ -492,7 +492,7 @@ async def test_a_reset_in_a_consumer_s_first_generation_ends_the_lease(
 async def test_a_rebuilt_consumer_s_lease_is_its_own(lapsing: tuple[Service, Clock, list[int]]) -> None:
     """After a rebuild (the old consumer closed, generation -1) the new one's assignment holds in its own generation."""
     service, clock, _ = lapsing
-    ingest, lease, first = await _started(service, clock)
+    ingest, lease, _ = await _started(service, clock)
     second = StartingConsumer(clock, generation=6)
     ingest._make = lambda: second  # type: ignore[method-assign]
     await ingest.renew()  # closes the first: it left its group
