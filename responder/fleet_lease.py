@@ -25,21 +25,20 @@ class LeaseBarrier:
 
     async def _in_lease(self, until: float) -> None:
         """Return at once while this member's lease on its partitions holds (responder/ingest/lease.py). Ended by a
-        silence (no heartbeat answered for a session: a coordinator moving, a network split, a pause), it waits for
-        an answered heartbeat, which proves the member is still in the generation that assigned them (no one else
-        was given them), until `until` (the flush's or the eviction's changelog deadline); then, or at once when the
-        group said this is no member of that generation (`MembershipLease.refused`), MembershipLapsed: nothing more of
-        theirs is written or acts."""
+        silence while a heartbeat sent within it still awaits its answer (a slow coordinator), it waits for that
+        answer until `until` (the flush's or the eviction's changelog deadline); otherwise, or past `until`,
+        MembershipLapsed: nothing more of theirs is written or acts."""
         if self.lease is None:
             return
         loop = asyncio.get_running_loop()
         waited = False
         while self.owned and (why := self.lease.lapsed()) is not None:
-            if self.lease.refused is None and loop.time() < until:
+            if self.lease.awaited() and loop.time() < until:
                 if not waited:
                     waited = True
                     log.warning("membership_lease_waiting", reason=why, detail="nothing is written or acted on for "
-                                "its partitions until a heartbeat is answered, or the changelog deadline passes")
+                                "its partitions until the heartbeat sent within the lease is answered, or the "
+                                "changelog deadline passes")
                 await asyncio.sleep(min(LEASE_RECHECK_S, max(0.0, until - loop.time())))
                 continue
             self._lapsed(why)

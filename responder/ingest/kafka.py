@@ -86,7 +86,9 @@ class KafkaIngest:
         self.manual_assignment = manual_assignment
         # a fleet member's lease on its partitions (responder/ingest/lease.py): none without a group (a manual
         # assignment), nor outside a fleet (one replica owns every partition: no other acts for them)
-        self.lease = MembershipLease(session_timeout_ms / 1000) if co_partitioned and not manual_assignment else None
+        group_rebalance_ms = max(session_timeout_ms, rebalance_timeout_ms or session_timeout_ms)  # aiokafka's below
+        self.lease = MembershipLease(session_timeout_ms / 1000, group_rebalance_ms / 1000) \
+            if co_partitioned and not manual_assignment else None
         self._listener = Rebalance(on_assigned, on_revoked, self.lease)
         # co-partitioned: partition p of every alert topic goes to one member (it owns changelog partition p), even
         # when the alert topics' partition counts differ (responder/ingest/copartition.py)
@@ -103,7 +105,7 @@ class KafkaIngest:
             session_timeout_ms=session_timeout_ms,
             # how long a live member may take in on_partitions_revoked (finishing the chunks in hand) before the
             # group moves its partitions without it; aiokafka's default is the session timeout
-            rebalance_timeout_ms=max(session_timeout_ms, rebalance_timeout_ms or session_timeout_ms),
+            rebalance_timeout_ms=group_rebalance_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 6),
             max_poll_interval_ms=max_poll_interval_ms,  # kafka_max_poll_interval_ms (docs/fleet.md, "Deadlines")
             max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -239,7 +241,9 @@ class KafkaIngest:
                               deadline=self.deadletter_deadline)
 
     async def stop(self) -> None:
-        """Leave the group and close."""
+        """Leave the group and close (the lease, if any, is no longer asked: the stop's last flush comes after)."""
+        if self.lease is not None:
+            self.lease.stopping = True
         for client in (self.consumer, self.producer):
             try:
                 await stop_consumer(client) if client is self.consumer else await client.stop()
