@@ -11,7 +11,8 @@ from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.errors import KafkaConnectionError
 
 # Kafka's error codes, as a coordinator answers a heartbeat
-NONE, LOADING, NOT_COORDINATOR, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, REBALANCING, FENCED = 0, 14, 16, 22, 25, 27, 82
+NONE, LOADING, NOT_AVAILABLE, NOT_COORDINATOR, ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID = 0, 14, 15, 16, 22, 25
+REBALANCING, GROUP_AUTHORIZATION, UNHEARD_OF = 27, 30, 999
 
 
 class Clock:

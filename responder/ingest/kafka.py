@@ -241,9 +241,9 @@ class KafkaIngest:
                               deadline=self.deadletter_deadline)
 
     async def stop(self) -> None:
-        """Leave the group and close (the lease, if any, is no longer asked: the stop's last flush comes after)."""
+        """Leave the group and close (the lease, if any, frozen first: the stop's last flush comes after)."""
         if self.lease is not None:
-            self.lease.stopping = True
+            self.lease.stop()
         for client in (self.consumer, self.producer):
             try:
                 await stop_consumer(client) if client is self.consumer else await client.stop()

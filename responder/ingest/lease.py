@@ -26,7 +26,8 @@ aiokafka 0.14 has no hook for heartbeats: the lease wraps the coordinator's `_se
 and its SyncGroup both go through it) at the consumer's first assignment: aiokafka makes the coordinator in `start()`,
 which waits for that assignment, and starts heartbeating only after it. A consumer without it (a fake, another
 aiokafka) keeps no lease: the lease says so and never ends (the transactional fence stays). Once this service stops
-the consumer (`stopping`), the lease is not asked.
+the consumer (`stop`), the lease's verdict is frozen: one that held stays held for the stop's last flush, one that
+had ended stays ended.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class MembershipLease:
         self.since: float | None = None  # the last proof of membership (None: nothing assigned under this consumer)
         self.refused: str | None = None  # the lease ended for good (until the next assignment), and why
         self.kept = False  # the consumer's coordinator is watched
-        self.stopping = False  # this service closes the consumer itself: the lease is no longer asked
+        self.stopping = False  # this service stops the consumer itself: the lease's verdict is frozen (`stop`)
         self._consumer: Any = None  # the consumer whose membership this is (`watch`)
         self._coordinator: Any = None  # its aiokafka GroupCoordinator, once wrapped (`_wrap`)
         self._generation: int | None = None  # the group generation its partitions were assigned in
@@ -135,8 +136,8 @@ class MembershipLease:
     def _answered(self, sent: float, error: type) -> None:
         """A heartbeat sent at `sent` was answered with `error`: a member's answer renews the lease if it was sent
         while the lease held (an answer is never taken as proof after the lease ended: a coordinator loading the
-        group answers every heartbeat blindly); one that says this is no member (an old generation, an unknown or
-        fenced member, any error aiokafka does not handle) ends it."""
+        group answers every heartbeat blindly); one that says this is no member (an old generation, an unknown member,
+        any error aiokafka does not handle) ends it."""
         if self.since is None or self.refused is not None or self.stopping:
             return
         if error in UNSETTLED:
@@ -144,12 +145,26 @@ class MembershipLease:
         if error is not NoError and error is not RebalanceInProgressError:
             self.refused = f"its group coordinator answered a heartbeat with {error.__name__}: not a member (any more)"
             return
+        if self._rebalancing and sent - self._settled >= self.rebalance_s:
+            self.refused = self._rebalanced(sent)  # ended already, whether or not a barrier asked meanwhile
+            return
         if sent - self.since >= self.session_s:
             return  # sent after the lease had ended: no proof
         self.since = max(self.since, sent)
         self._rebalancing = error is RebalanceInProgressError
         if not self._rebalancing:
             self._settled = max(self._settled, sent)
+
+    def _rebalanced(self, at: float) -> str:
+        return (f"its group has been rebalancing for {at - self._settled:.1f} s, at least its rebalance timeout "
+                f"({self.rebalance_s:g} s): it may have completed without this member")
+
+    def stop(self) -> None:
+        """This service stops the consumer (it leaves its group): from now on the lease is no longer counted, its
+        verdict frozen as it stands (a lease that had ended stays ended: the stop's last flush writes nothing then)."""
+        if (why := self.lapsed()) is not None:
+            self.refused = why
+        self.stopping = True
 
     def _reset(self) -> str | None:
         """Why the coordinator no longer holds the member and generation its partitions were assigned in (an offset
@@ -164,16 +179,17 @@ class MembershipLease:
 
     def lapsed(self) -> str | None:
         """Why the lease has ended (the member may no longer own what it was assigned), or None while it holds, when
-        none is kept, or once this service closes the consumer itself. A reset, a refusal or a rebalance gone on past
-        the group's rebalance timeout ends it for good (`refused`), until the next assignment."""
-        if not self.kept or self.since is None or self.stopping:
+        none is kept. A reset, a refusal or a rebalance gone on past the group's rebalance timeout ends it for good
+        (`refused`), until the next assignment; once this service stops the consumer, the verdict of that moment."""
+        if not self.kept or self.since is None:
             return None
+        if self.stopping:
+            return self.refused  # frozen at the stop (`stop`)
         if self.refused is None and (reset := self._reset()) is not None:
             self.refused = reset
         now = self.clock()
         if self.refused is None and self._rebalancing and now - self._settled >= self.rebalance_s:
-            self.refused = (f"its group has been rebalancing for {now - self._settled:.1f} s, at least its rebalance "
-                            f"timeout ({self.rebalance_s:g} s): it may have completed without this member")
+            self.refused = self._rebalanced(now)
         if self.refused is not None:
             return self.refused
         silent = now - self.since

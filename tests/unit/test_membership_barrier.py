@@ -279,3 +279,15 @@ async def test_a_stopped_alert_consumer_holds_the_last_flush_to_no_lease(lapsing
     assert service.fleet is not None
     await asyncio.wait_for(service.fleet.on_durable([_intent("inc-0")]), 1)
     assert written == [0]
+
+
+async def test_a_lease_that_ended_before_the_stop_stays_ended_for_the_last_flush(lapsing: Lapsing) -> None:
+    """A replica out of lease when it is stopped writes nothing in its stop's last flush: the verdict is frozen."""
+    service, clock, written = lapsing
+    ingest, _, _ = await _started(service, clock)
+    clock.now += 60.0  # cut off for a minute, nothing written meanwhile
+    await ingest.stop()
+    assert service.fleet is not None
+    with pytest.raises(MembershipLapsed):
+        await asyncio.wait_for(service.fleet.on_durable([_intent("inc-0")]), 1)
+    assert written == []

@@ -17,11 +17,13 @@ from responder.errors_kafka import MembershipLapsed, ReplicaFenced
 from responder.ingest.lease import UNKNOWN_MEMBER, MembershipLease
 from responder.service.rejoinreasons import rejoin_reason
 from tests.lease_kit import (
-    FENCED,
+    GROUP_AUTHORIZATION,
     ILLEGAL_GENERATION,
     LOADING,
+    NOT_AVAILABLE,
     NOT_COORDINATOR,
     REBALANCING,
+    UNHEARD_OF,
     UNKNOWN_MEMBER_ID,
     Clock,
     Consumer,
@@ -68,7 +70,7 @@ async def test_an_answered_heartbeat_renews_the_lease_from_its_send_time() -> No
     assert lease.lapsed() is not None
 
 
-@pytest.mark.parametrize("code", [None, NOT_COORDINATOR, LOADING])
+@pytest.mark.parametrize("code", [None, NOT_AVAILABLE, NOT_COORDINATOR, LOADING])
 async def test_a_heartbeat_that_proves_nothing_leaves_the_lease_as_it_was(code: int | None) -> None:
     """No answer, a coordinator that moved or one still loading the group: neither a renewal nor an end."""
     lease, coordinator, clock = _assigned()
@@ -109,13 +111,13 @@ async def test_a_heartbeat_sent_within_the_lease_and_answered_after_its_end_rene
     assert lease.since == 109.0
 
 
-@pytest.mark.parametrize("code", [UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED])
+@pytest.mark.parametrize("code", [UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, GROUP_AUTHORIZATION, UNHEARD_OF])
 async def test_a_heartbeat_answered_as_a_stranger_s_ends_the_lease_until_the_next_assignment(code: int) -> None:
-    """Unknown member, old generation, a fenced static member (an error aiokafka raises on): the lease ends at once."""
+    """Unknown member, old generation, or an error aiokafka raises on (its heartbeat task ends): the lease ends."""
     lease, coordinator, _ = _assigned()
     coordinator.code = code
-    if code == FENCED:  # aiokafka raises on a code it does not handle (its heartbeat task ends)
-        with pytest.raises(KafkaError, match="Unexpected exception in heartbeat task"):
+    if code in (GROUP_AUTHORIZATION, UNHEARD_OF):  # aiokafka raises on these (its heartbeat task ends)
+        with pytest.raises(KafkaError):
             await beat(coordinator)
     else:
         assert await beat(coordinator) is False
@@ -141,6 +143,39 @@ async def test_a_rebalance_holds_the_lease_only_until_the_rebalance_timeout() ->
     clock.now += 5.0
     assert await beat(coordinator) is True  # at 135: the group may have completed without this member
     assert "rebalancing for 30.0 s" in (lease.lapsed() or "")
+    assert not lease.awaited()
+
+
+async def test_the_rebalance_bound_holds_whether_or_not_a_barrier_asked_in_time() -> None:
+    """A rebalance past its timeout ends the lease even when no one asked before a later (blind) plain answer came."""
+    lease, coordinator, clock = _assigned(session_s=10.0, rebalance_s=30.0)
+    coordinator.code = REBALANCING
+    for _ in range(6):
+        clock.now += 5.0
+        await beat(coordinator)  # up to 130: the last at 130, sent 30 s after the last settled proof (100)
+    coordinator.code = 0
+    clock.now += 1.0
+    await beat(coordinator)  # a plain answer after the group may have completed without this member
+    assert "rebalancing for 30.0 s" in (lease.lapsed() or "")
+
+
+@pytest.mark.parametrize("ends", ["cancelled", "failed"])
+async def test_a_heartbeat_that_never_got_its_answer_is_awaited_no_more(ends: str) -> None:
+    """A heartbeat cancelled (aiokafka stops its heartbeat task) or failed mid-request leaves nothing to wait for."""
+    lease, coordinator, clock = _assigned()
+    clock.now += 9.0
+    coordinator.hold = asyncio.Event()
+    asking = asyncio.create_task(beat(coordinator))
+    await asyncio.sleep(0)
+    clock.now += 2.0
+    assert lease.awaited()
+    if ends == "cancelled":
+        asking.cancel()
+    else:
+        coordinator.code = None  # the connection lost: aiokafka's heartbeat says False
+        coordinator.hold.set()
+    await asyncio.gather(asking, return_exceptions=True)
+    assert lease.lapsed() is not None
     assert not lease.awaited()
 
 
