@@ -50,6 +50,9 @@ from aiokafka.protocol.group import HeartbeatRequest, SyncGroupRequest
 log = structlog.get_logger(__name__)
 
 UNKNOWN_MEMBER = ""  # aiokafka's JoinGroupRequest.UNKNOWN_MEMBER_ID: what `reset_generation` sets
+# aiokafka 0.14's requests are one class each (earlier releases listed one class per version): what the wrapper tells
+# heartbeats and syncs apart by; anything else keeps no lease rather than break the coordinator's requests
+REQUESTS_ARE_CLASSES = isinstance(HeartbeatRequest, type) and isinstance(SyncGroupRequest, type)
 # a heartbeat answered so proves nothing either way: the coordinator moves, or loads the group
 UNSETTLED = (CoordinatorNotAvailableError, NotCoordinatorError, GroupLoadInProgressError)
 
@@ -107,7 +110,7 @@ class MembershipLease:
         if coordinator is not None and coordinator is self._coordinator:
             return True
         send: Callable[[Any], Awaitable[Any]] | None = getattr(coordinator, "_send_req", None)
-        if send is None or not hasattr(coordinator, "member_id"):
+        if send is None or not hasattr(coordinator, "member_id") or not REQUESTS_ARE_CLASSES:
             log.warning("membership_lease_not_kept", detail="the Kafka client has no group requests to watch: a member "
                                                             "cut off from its group is stopped only by a fence")
             self.kept = False

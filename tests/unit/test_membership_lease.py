@@ -14,7 +14,7 @@ from aiokafka.protocol.group import JoinGroupRequest, SyncGroupRequest
 from structlog.testing import capture_logs
 
 from responder.errors_kafka import MembershipLapsed, ReplicaFenced
-from responder.ingest.lease import UNKNOWN_MEMBER, MembershipLease
+from responder.ingest.lease import REQUESTS_ARE_CLASSES, UNKNOWN_MEMBER, MembershipLease
 from responder.service.rejoinreasons import rejoin_reason
 from tests.lease_kit import (
     GROUP_AUTHORIZATION,
@@ -252,6 +252,22 @@ def test_a_consumer_without_group_requests_keeps_no_lease_and_says_so() -> None:
     assert lease.lapsed() is None
 
 
+def test_an_aiokafka_whose_requests_are_not_classes_keeps_no_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a request is not one class (an older aiokafka listed one per version), no lease is kept: nothing breaks."""
+    monkeypatch.setattr("responder.ingest.lease.REQUESTS_ARE_CLASSES", False)
+    clock = Clock()
+    lease = MembershipLease(10.0, 30.0, clock)
+    consumer = Consumer(clock)
+    lease.watch(consumer)
+    with capture_logs() as logs:
+        lease.assigned()
+    assert [e["event"] for e in logs] == ["membership_lease_not_kept"]
+    assert consumer._coordinator is not None
+    assert "_send_req" not in vars(consumer._coordinator)  # its requests left alone
+    clock.now += 60.0
+    assert lease.lapsed() is None
+
+
 def test_a_lapse_rejoins_as_a_fence_does() -> None:
     """MembershipLapsed is a ReplicaFenced: the service rejoins in-process, reason `fenced`."""
     exc = MembershipLapsed("lapsed")
@@ -262,6 +278,7 @@ def test_a_lapse_rejoins_as_a_fence_does() -> None:
 def test_aiokafka_still_has_what_the_lease_wraps() -> None:
     """The aiokafka internals the lease relies on are still there (an upgrade that moves them fails here, loudly)."""
     assert JoinGroupRequest.UNKNOWN_MEMBER_ID == UNKNOWN_MEMBER
+    assert REQUESTS_ARE_CLASSES
     assert inspect.iscoroutinefunction(GroupCoordinator._send_req)
     # both requests go through the coordinator instance's `_send_req`, so the instance's wrapper sees them
     assert "await self._send_req(request)" in inspect.getsource(GroupCoordinator._do_heartbeat)
