@@ -67,11 +67,12 @@ class FleetState(HeldDecisions, LeaseBarrier):
             routed = {p: set() for p in self.owned  # since it was recorded still hold it, and a restore's union
                       if self._quotas_at.get(p, 0) >= since} | routed  # would count it again (only those)
         for partition, incidents in routed.items():
-            if incidents:  # cut while an earlier partition's write waited: not durable, nothing acts (a partition
-                await self._writable(partition, until)  # with only its `~quotas` record to rewrite holds no entry)
+            if partition in self.owned:  # a `~quotas` record alone too: nothing is written out of lease
+                await self._in_lease(until)
+            if incidents:  # cut while an earlier write, or the lease, waited: not durable, nothing acts (a partition
+                self._not_cut(partition)  # with only its `~quotas` record to rewrite holds no entry of this flush)
             if partition not in self.owned:
                 continue  # revoked meanwhile: its new owner writes it now; a late write would overwrite theirs
-            await self._in_lease(until)  # a `~quotas` record alone too: nothing is written out of lease
             slices = cut(self.engine.state, incidents)
             self._quotas_at[partition] = windows.recorded  # what the record holds: every run recorded so far
             await self.changelog.write(partition, {i: slices.get(i) for i in incidents},
@@ -89,7 +90,10 @@ class FleetState(HeldDecisions, LeaseBarrier):
         within this member's lease (`_in_lease`)."""
         if partition in self.owned:
             await self._in_lease(until)
-        if partition in self.cut_off:  # after any wait for the lease: a cut may have come meanwhile
+        self._not_cut(partition)  # after any wait for the lease: a cut may have come meanwhile
+
+    def _not_cut(self, partition: int) -> None:
+        if partition in self.cut_off:
             raise RevocationCut(f"partition {partition} was cut from this replica at its revocation's deadline: its "
                                 "entries are not durable, and their steps do not act")
 

@@ -57,13 +57,13 @@ REQUESTS_ARE_CLASSES = isinstance(HeartbeatRequest, type) and isinstance(SyncGro
 UNSETTLED = (CoordinatorNotAvailableError, NotCoordinatorError, GroupLoadInProgressError)
 
 
+BOOTTIME = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+
+
 def boot_clock() -> float:
     """Seconds on a clock that keeps counting while the machine is suspended (CLOCK_BOOTTIME where there is one):
     a replica resumed after a suspend must see the time its group saw pass."""
     return time.clock_gettime(BOOTTIME)
-
-
-BOOTTIME = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
 
 class MembershipLease:

@@ -210,7 +210,7 @@ async def test_a_membership_reset_outside_a_heartbeat_ends_the_lease_at_once(res
 async def test_a_consumer_this_service_stops_is_no_longer_held_to_its_lease() -> None:
     """Once this service stops the consumer (`stopping`), neither its leave nor its silence ends the lease."""
     lease, coordinator, clock = _assigned()
-    lease.stopping = True
+    lease.stop()
     coordinator.reset_generation()
     clock.now += 60.0
     assert lease.lapsed() is None
