@@ -5,6 +5,7 @@ counts as durable or acts (docs/fleet.md, "Guarantees, plainly")."""
 from __future__ import annotations
 
 import asyncio
+from typing import NoReturn
 
 import structlog
 
@@ -45,7 +46,11 @@ class LeaseBarrier:
         if waited and self.owned:  # (none left: revoked or cut meanwhile, and the caller says what that means)
             log.info("membership_lease_renewed", detail="a heartbeat was answered: the member kept its partitions")
 
-    def _lapsed(self, why: str) -> None:
+    def _holds(self) -> bool:
+        """Whether the lease holds now (none kept: always), for a write that can as well be left to a later owner."""
+        return self.lease is None or self.lease.lapsed() is None
+
+    def _lapsed(self, why: str) -> NoReturn:
         if not self.lapsed:
             self.lapsed = True
             log.critical("membership_lapsed", partitions=sorted(self.owned), reason=why,

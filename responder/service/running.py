@@ -146,20 +146,39 @@ class Running(AlertsLoop, SignedLoops):
             self._stop, report, retry_s=self.topic_retry_s, warn=warn)
 
     async def _close_started(self, shippers: list[Archiver | KafkaMirror]) -> None:
-        """Stop the clients, make the fleet's last state durable, stop the changelog and the metrics server, close
-        the timeline and the shippers, in that order. Each step runs even when one before it failed, and the first
-        failure is raised once all ran (later ones are logged): a fenced replica's last flush fails, and its
-        timeline lock, port and producers must still be released before `serve_rejoining` builds the next
-        service (tests/unit/test_rejoin.py)."""
+        """Make the fleet's state durable while this replica is still a member of its group, stop the clients, make
+        what they left durable, stop the changelog and the metrics server, close the timeline and the shippers, in
+        that order. Each step runs even when one before it failed, and the first failure is raised once all ran
+        (later ones are logged): a fenced replica's last flush fails, and its timeline lock, port and producers must
+        still be released before `serve_rejoining` builds the next service (tests/unit/test_rejoin.py).
+
+        A fleet member flushes before its alert consumer leaves the group: once it left, the group gives its
+        partitions to another member, whose restore would not read a changelog write that lands after it."""
         clients: list[KafkaIngest | ApprovalIngest | KafkaPublisher] = [self.ingest, self.approvals]
         if self.operator_ingest is not None:
             clients.append(self.operator_ingest)
         self._stop.set()  # an assignment during the teardown (a join in progress) starts no restore
         steps: list[Callable[[], Awaitable[None] | None]] = [self._end_restore]  # started before the loops ran
+        member_flush_failed = False  # a failed flush fails the next one too: raised once, by the step that met it
+
+        async def as_member() -> None:
+            nonlocal member_flush_failed
+            try:
+                await self.recorder.flush()
+            except BaseException:
+                member_flush_failed = True
+                raise
+
+        async def what_is_left() -> None:
+            if not member_flush_failed:
+                await self.recorder.flush()
+
+        if self.fleet is not None:  # still a member: its lease asked as it stands, not frozen by the stop
+            steps.append(as_member)
         steps += [client.stop for client in (*clients, self.publisher)]
         steps.append(self.engine.decisions.refusals.close)  # the counted refusals' summary, before the last flush
-        if self.fleet is not None:
-            steps += [self.recorder.flush, self.fleet.changelog.stop]
+        if self.fleet is not None:  # what the clients' stop and the summary appended (nothing of the partitions' in
+            steps += [what_is_left, self.fleet.changelog.stop]  # the common case: the loops had ended)
         if self.metrics_server is not None and not self.shares_metrics_server:
             steps.append(self.metrics_server.stop)
         steps += [self.recorder.close, *(shipper.close for shipper in shippers)]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+import responder.fleet as fleet_module
 from responder.errors_kafka import MembershipLapsed
 from responder.fleet import FleetState
 from responder.ingest.lease import MembershipLease
@@ -291,3 +292,23 @@ async def test_a_lease_that_ended_before_the_stop_stays_ended_for_the_last_flush
     with pytest.raises(MembershipLapsed):
         await asyncio.wait_for(service.fleet.on_durable([_intent("inc-0")]), 1)
     assert written == []
+
+
+@pytest.mark.parametrize("lapsed", [False, True])
+async def test_a_restore_tombstones_expired_group_keys_only_within_the_lease(lapsing: Lapsing, monkeypatch: Any,
+                                                                            lapsed: bool) -> None:
+    """A restore writes its expired `~closed#` keys' tombstones within the lease; out of it, leaves them for later."""
+    service, clock, written = lapsing
+    fleet, _ = _watching(service, clock)
+    fleet.changelog.txn = None
+
+    async def read(partition: int) -> list[Any]:
+        return []
+
+    monkeypatch.setattr(fleet.changelog, "read", read)
+    monkeypatch.setattr(fleet_module, "expired", lambda records, horizon: ([], ["~closed#a"]))
+    clock.now += 10.0 if lapsed else 5.0
+    with capture_logs() as logs:
+        assert await asyncio.wait_for(fleet.fetch(1), 5) == []
+    assert written == ([] if lapsed else [1])
+    assert ("changelog_closed_expired_left" in [e["event"] for e in logs]) is lapsed
