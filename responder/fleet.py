@@ -138,11 +138,14 @@ class FleetState(HeldDecisions, LeaseBarrier):
                 if self.changelog.txn is not None:  # fence the previous owner before reading what it wrote
                     await self.changelog.txn.assign([partition])
                 slices, stale = expired(await self.changelog.read(partition), self.engine.clock() - CLOSED_HORIZON)
-                if stale and not self._holds():  # out of lease: left to the next restore (the partition may be
-                    log.info("changelog_closed_expired_left", partition=partition, keys=len(stale))  # another's now,
-                elif stale:  # whose newer record of a key a late tombstone would delete); in lease, past the horizon:
-                    await self.changelog.write(partition, dict.fromkeys(stale))  # tombstoned, so that the next
-                    log.info("changelog_closed_expired", partition=partition, keys=len(stale))  # restore skips them
+                # Group keys past the horizon are tombstoned, so that the next restore skips them; out of lease they
+                # are left to it: the partition may be another member's now, and a late tombstone would delete its
+                # newer record of a key (asked once, before the write: one already under way may still land late)
+                if stale and not self._holds():
+                    log.info("changelog_closed_expired_left", partition=partition, keys=len(stale))
+                elif stale:
+                    await self.changelog.write(partition, dict.fromkeys(stale))
+                    log.info("changelog_closed_expired", partition=partition, keys=len(stale))
                 return slices
         except Exception as exc:  # noqa: BLE001 - a bug too: the partition is never consumed unrestored
             self._failed(partition, exc)

@@ -241,7 +241,7 @@ class KafkaIngest:
                               deadline=self.deadletter_deadline)
 
     async def stop(self) -> None:
-        """Leave the group and close (the lease, if any, frozen first: the stop's last flush comes after)."""
+        """Leave the group and close (the lease, if any, ended first: nothing of the partitions is written after)."""
         if self.lease is not None:
             self.lease.stop()
         for client in (self.consumer, self.producer):

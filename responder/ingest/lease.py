@@ -26,8 +26,8 @@ aiokafka 0.14 has no hook for heartbeats: the lease wraps the coordinator's `_se
 and its SyncGroup both go through it) at the consumer's first assignment: aiokafka makes the coordinator in `start()`,
 which waits for that assignment, and starts heartbeating only after it. A consumer without it (a fake, another
 aiokafka) keeps no lease: the lease says so and never ends (the transactional fence stays). Once this service stops
-the consumer (`stop`), the lease's verdict is frozen: one that held stays held for the stop's last flush, one that
-had ended stays ended.
+the consumer (`stop`: it leaves its group), the lease ends for good: a fleet member makes its state durable before
+that (responder/service/running.py), and nothing of its partitions is written after it.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from aiokafka.protocol.group import HeartbeatRequest, SyncGroupRequest
 
 log = structlog.get_logger(__name__)
 
+LEFT = "this service stopped its consumer, which left its group: its partitions may be another member's"
 UNKNOWN_MEMBER = ""  # aiokafka's JoinGroupRequest.UNKNOWN_MEMBER_ID: what `reset_generation` sets
 # aiokafka 0.14's requests are one class each (earlier releases listed one class per version): what the wrapper tells
 # heartbeats and syncs apart by; anything else keeps no lease rather than break the coordinator's requests
@@ -74,7 +75,7 @@ class MembershipLease:
         self.since: float | None = None  # the last proof of membership (None: nothing assigned under this consumer)
         self.refused: str | None = None  # the lease ended for good (until the next assignment), and why
         self.kept = False  # the consumer's coordinator is watched
-        self.stopping = False  # this service stops the consumer itself: the lease's verdict is frozen (`stop`)
+        self.stopping = False  # this service stopped the consumer itself: the lease ended for good (`stop`)
         self._consumer: Any = None  # the consumer whose membership this is (`watch`)
         self._coordinator: Any = None  # its aiokafka GroupCoordinator, once wrapped (`_wrap`)
         self._generation: int | None = None  # the group generation its partitions were assigned in
@@ -94,7 +95,9 @@ class MembershipLease:
     def assigned(self) -> None:
         """Partitions were just assigned: the group counts this member in from the send time of the SyncGroup request
         that brought them (from now when it was sent before the coordinator was wrapped), in the generation the
-        coordinator now has."""
+        coordinator now has. Not once this service stopped the consumer: the lease stays ended."""
+        if self.stopping:
+            return
         now = self.clock()
         synced, self._synced = self._synced, None
         self.since = self._settled = now if synced is None else min(now, synced)
@@ -163,10 +166,9 @@ class MembershipLease:
                 f"({self.rebalance_s:g} s): it may have completed without this member")
 
     def stop(self) -> None:
-        """This service stops the consumer (it leaves its group): from now on the lease is no longer counted, its
-        verdict frozen as it stands (a lease that had ended stays ended: the stop's last flush writes nothing then)."""
-        if (why := self.lapsed()) is not None:
-            self.refused = why
+        """This service stops the consumer (it leaves its group): the lease ends for good, with why it had ended
+        before if it had; its partitions may be another member's from now on, and nothing of theirs is written."""
+        self.refused = self.lapsed() or LEFT
         self.stopping = True
 
     def _reset(self) -> str | None:
@@ -187,7 +189,7 @@ class MembershipLease:
         if not self.kept or self.since is None:
             return None
         if self.stopping:
-            return self.refused  # frozen at the stop (`stop`)
+            return self.refused  # ended at the stop (`stop`)
         if self.refused is None and (reset := self._reset()) is not None:
             self.refused = reset
         now = self.clock()

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from responder import collector
+from responder.errors import TimelineError
 from responder.exception_groups import cancel_requests
 from responder.fleet_digest import fleet_digest
 from responder.ingest import txnprobe
@@ -149,22 +150,32 @@ class Running(AlertsLoop, SignedLoops):
         """Make the fleet's state durable while this replica is still a member of its group, stop the clients, make
         what they left durable, stop the changelog and the metrics server, close the timeline and the shippers, in
         that order. Each step runs even when one before it failed, and the first failure is raised once all ran
-        (later ones are logged): a fenced replica's last flush fails, and its timeline lock, port and producers must
+        (later ones are logged): a fenced replica's flush fails, and its timeline lock, port and producers must
         still be released before `serve_rejoining` builds the next service (tests/unit/test_rejoin.py).
 
-        A fleet member flushes before its alert consumer leaves the group: once it left, the group gives its
-        partitions to another member, whose restore would not read a changelog write that lands after it."""
+        A fleet member flushes before its alert consumer leaves the group, within one changelog write deadline (a
+        stalled disk must not keep it in the group doing nothing): once it left, the group gives its partitions to
+        another member, whose restore would not read a changelog write landing after it, and its lease has ended
+        (`MembershipLease.stop`): nothing of its partitions is written after that."""
         clients: list[KafkaIngest | ApprovalIngest | KafkaPublisher] = [self.ingest, self.approvals]
         if self.operator_ingest is not None:
             clients.append(self.operator_ingest)
         self._stop.set()  # an assignment during the teardown (a join in progress) starts no restore
         steps: list[Callable[[], Awaitable[None] | None]] = [self._end_restore]  # started before the loops ran
-        member_flush_failed = False  # a failed flush fails the next one too: raised once, by the step that met it
+        fleet, member_flush_failed = self.fleet, False  # a failed flush fails the next one: raised once, by the first
 
         async def as_member() -> None:
             nonlocal member_flush_failed
+            if fleet is None:
+                return
             try:
-                await self.recorder.flush()
+                async with asyncio.timeout_at(fleet.changelog.deadline()):  # a stalled disk: not for ever
+                    await self.recorder.flush()
+            except TimeoutError as exc:
+                member_flush_failed = True
+                raise TimelineError(f"the stop's flush did not end within {fleet.changelog.write_deadline:g} s "
+                                    "(RESPONDER_CHANGELOG_WRITE_DEADLINE): its entries are not durable, and their "
+                                    "partitions' next owner redoes what was not committed") from exc
             except BaseException:
                 member_flush_failed = True
                 raise
@@ -173,12 +184,12 @@ class Running(AlertsLoop, SignedLoops):
             if not member_flush_failed:
                 await self.recorder.flush()
 
-        if self.fleet is not None:  # still a member: its lease asked as it stands, not frozen by the stop
+        if fleet is not None:  # still a member: its lease asked as it stands
             steps.append(as_member)
         steps += [client.stop for client in (*clients, self.publisher)]
         steps.append(self.engine.decisions.refusals.close)  # the counted refusals' summary, before the last flush
-        if self.fleet is not None:  # what the clients' stop and the summary appended (nothing of the partitions' in
-            steps += [what_is_left, self.fleet.changelog.stop]  # the common case: the loops had ended)
+        if fleet is not None:  # what the clients' stop and the summary appended (nothing of the partitions' in the
+            steps += [what_is_left, fleet.changelog.stop]  # common case: the loops had ended; their lease has ended)
         if self.metrics_server is not None and not self.shares_metrics_server:
             steps.append(self.metrics_server.stop)
         steps += [self.recorder.close, *(shipper.close for shipper in shippers)]

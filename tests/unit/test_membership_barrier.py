@@ -13,7 +13,7 @@ from structlog.testing import capture_logs
 import responder.fleet as fleet_module
 from responder.errors_kafka import MembershipLapsed
 from responder.fleet import FleetState
-from responder.ingest.lease import MembershipLease
+from responder.ingest.lease import LEFT, MembershipLease
 from responder.models.timeline import EntryKind, TimelineEntry
 from responder.service import Service
 from responder.settings import Settings
@@ -271,14 +271,45 @@ async def test_a_rebuilt_consumer_s_lease_is_its_own(lapsing: Lapsing) -> None:
     assert lease.since == 169.0  # its heartbeats renew it
 
 
-async def test_a_stopped_alert_consumer_holds_the_last_flush_to_no_lease(lapsing: Lapsing) -> None:
-    """Once this service stops the alert consumer (it leaves its group), the last flush neither waits nor fails."""
+async def test_after_the_consumer_left_its_group_nothing_of_its_partitions_is_written(lapsing: Lapsing) -> None:
+    """Once this service stopped the alert consumer (it left its group), a partition's entry fails unwritten."""
     service, clock, written = lapsing
     ingest, _, _ = await _started(service, clock)
     await ingest.stop()
-    clock.now += 60.0
     assert service.fleet is not None
-    await asyncio.wait_for(service.fleet.on_durable([_intent("inc-0")]), 1)
+    with pytest.raises(MembershipLapsed, match="left its group"):
+        await asyncio.wait_for(service.fleet.on_durable([_intent("inc-0")]), 1)
+    assert written == []
+
+
+async def test_a_graceful_stop_writes_the_partitions_state_while_still_a_member(lapsing: Lapsing) -> None:
+    """The stop's flush writes a pending entry's partition within the lease, before the consumer leaves its group."""
+    service, clock, written = lapsing
+    _, lease, _ = await _started(service, clock)
+    service.recorder.append(EntryKind.INCIDENT_OPENED, {"runbook": "r"}, "inc-0")
+    await asyncio.wait_for(service._close_started([]), 10)
+    assert written == [0]
+    assert lease.lapsed() == LEFT  # then it left: nothing more is written
+
+
+async def test_a_stop_whose_lease_ended_by_silence_waits_for_the_heartbeat_in_flight(lapsing: Lapsing) -> None:
+    """The stop's flush asks the live lease: a heartbeat sent within it and answered late lets the write through."""
+    service, clock, written = lapsing
+    _, _, consumer = await _started(service, clock)
+    coordinator = consumer._coordinator
+    assert coordinator is not None
+    clock.now += 9.0
+    coordinator.hold = asyncio.Event()
+    asking = asyncio.create_task(beat(coordinator))  # sent within the lease, its answer slow to come
+    await asyncio.sleep(0)
+    clock.now += 3.0  # the lease ended by silence; that heartbeat is still unanswered
+    service.recorder.append(EntryKind.INCIDENT_OPENED, {"runbook": "r"}, "inc-0")
+    closing = asyncio.create_task(service._close_started([]))
+    await asyncio.sleep(0.3)
+    assert written == []  # waiting for the answer, still a member
+    coordinator.hold.set()
+    assert await asking is True
+    await asyncio.wait_for(closing, 10)
     assert written == [0]
 
 

@@ -14,7 +14,7 @@ from aiokafka.protocol.group import JoinGroupRequest, SyncGroupRequest
 from structlog.testing import capture_logs
 
 from responder.errors_kafka import MembershipLapsed, ReplicaFenced
-from responder.ingest.lease import REQUESTS_ARE_CLASSES, UNKNOWN_MEMBER, MembershipLease
+from responder.ingest.lease import LEFT, REQUESTS_ARE_CLASSES, UNKNOWN_MEMBER, MembershipLease
 from responder.service.rejoinreasons import rejoin_reason
 from tests.lease_kit import (
     GROUP_AUTHORIZATION,
@@ -207,13 +207,24 @@ async def test_a_membership_reset_outside_a_heartbeat_ends_the_lease_at_once(res
     assert lease.lapsed() is None
 
 
-async def test_a_consumer_this_service_stops_is_no_longer_held_to_its_lease() -> None:
-    """Once this service stops the consumer (`stopping`), neither its leave nor its silence ends the lease."""
-    lease, coordinator, clock = _assigned()
-    lease.stop()
-    coordinator.reset_generation()
-    clock.now += 60.0
+async def test_a_consumer_this_service_stops_ends_its_lease_for_good() -> None:
+    """Once this service stops the consumer (it leaves its group) the lease has ended, and no assignment revives it."""
+    lease, coordinator, _ = _assigned()
     assert lease.lapsed() is None
+    lease.stop()
+    assert lease.lapsed() == LEFT
+    coordinator.code = 0
+    await beat(coordinator)  # an answer that came meanwhile proves nothing more
+    lease.assigned()
+    assert lease.lapsed() == LEFT
+
+
+async def test_a_lease_ended_before_the_stop_keeps_its_reason() -> None:
+    """A lease that had ended before this service stopped its consumer says why it ended, not that it left."""
+    lease, _, clock = _assigned()
+    clock.now += 60.0
+    lease.stop()
+    assert (lease.lapsed() or "").startswith("no heartbeat answered")
 
 
 async def test_a_replaced_coordinator_s_heartbeats_touch_the_new_lease_not() -> None:
