@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import subprocess  # nosec B404 # its types, constants and errors; lifeline starts the processes
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import IO
 import structlog
 
 from responder.errors import SandboxError
-from responder.sandbox import lifeline
+from responder.sandbox import leftovers, lifeline
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +57,8 @@ def tansu_binary() -> str:
 class Broker:
     """A Tansu broker on a free 127.0.0.1 port; stopped (and never orphaned) when done.
 
-    Its output goes to `log_path`; without one, to a `tansu-*.log` in the temp directory that `stop()` removes.
+    Its output goes to `log_path`; without one, to a `tansu-<pid>-*.log` in the temp directory that `stop()` removes
+    (and a later start removes, should this process be killed first: `leftovers`).
     """
 
     def __init__(
@@ -86,9 +86,7 @@ class Broker:
         binary = tansu_binary()
         url = f"tcp://127.0.0.1:{self.port}"
         if self.log_path is None:
-            fd, name = tempfile.mkstemp(prefix="tansu-", suffix=".log")
-            os.close(fd)
-            self.log_path, self._own_log = Path(name), True
+            self.log_path, self._own_log = leftovers.make(leftovers.TANSU_LOG), True  # dead runs' logs swept
         self._log = self.log_path.open("wb")
         try:
             self._proc = lifeline.popen(  # dies with this process: never an orphan broker

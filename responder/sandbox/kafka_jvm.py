@@ -13,7 +13,6 @@ import contextlib
 import os
 import shutil
 import subprocess  # nosec B404 # its types, constants and errors; lifeline starts the processes
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from types import TracebackType
 import structlog
 
 from responder.errors import SandboxError
-from responder.sandbox import lifeline
+from responder.sandbox import leftovers, lifeline
 from responder.sandbox.broker import free_port
 from responder.sandbox.kafka_jars import KAFKA_VERSION, ensure_jars, java_binary
 from responder.sandbox.kafka_node import LOG4J, KafkaNode, Listener, cluster_id, server_properties
@@ -53,7 +52,8 @@ class KafkaCluster:
         self.scram = list(scram)  # e.g. "SCRAM-SHA-512=[name=alice,password=secret]", written at format time
         self.version = version
         self._own_workdir = workdir is None
-        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="kafka-"))
+        keep = bool(os.environ.get("RESPONDER_KAFKA_KEEP"))  # a kept workdir is not swept by a run that keeps too
+        self.workdir = workdir or leftovers.make(leftovers.KAFKA_WORKDIR, sweep_first=not keep)
         names = ["PLAINTEXT", "CONTROLLER", *(lst.name for lst in self.listeners)]
         self.nodes = [KafkaNode(i + 1, self.workdir / f"node{i + 1}", {n: free_port() for n in names})
                       for i in range(nodes)]
