@@ -119,13 +119,26 @@ def _shown(field: FieldInfo | None, value: Any) -> str:
     return repr(text if len(text) <= 60 else text[:57] + "...")
 
 
-def problem(name: str, field: FieldInfo | None, value: Any, reason: str) -> str:
-    """One line: `RESPONDER_X='value': reason (example: RESPONDER_X=…)`."""
+def problem(name: str, field: FieldInfo | None, value: Any, reason: str, below: float | None = None) -> str:
+    """One line: `RESPONDER_X='value': reason (example: RESPONDER_X=…)`; with `below` (the value must be under it), the
+    example is the field's own if that is under it, else half of `below` (`_under`)."""
     label = where(name)
-    hint = f" (example: {PREFIX}{name.upper()}={example(name, field)})" if field is not None else ""
+    hint = f" (example: {PREFIX}{name.upper()}={_under(example(name, field), below)})" if field is not None else ""
     if field is not None and _model(field.annotation) is not None:  # a nested model: one variable per field
         hint = f" (one variable per field: {PREFIX}{name.upper()}__<FIELD>)"
     return f"{label}={_shown(field, value)}: {reason}{hint}"
+
+
+def _under(shown: str, below: float | None) -> str:
+    """`shown`, unless it is a number not under `below`: then half of `below` (a deadline refused by a group timeout
+    suggests one that timeout accepts, not the field's usual example, which it may refuse too)."""
+    if below is None:
+        return shown
+    try:
+        fits = float(shown) < below
+    except ValueError:
+        fits = False
+    return shown if fits else f"{below / 2:g}"
 
 
 def describe(exc: ValidationError, fields: dict[str, FieldInfo]) -> list[str]:
@@ -138,7 +151,8 @@ def describe(exc: ValidationError, fields: dict[str, FieldInfo]) -> list[str]:
             continue
         detail = ".".join(rest)
         reason = err["msg"][0].lower() + err["msg"][1:]
-        lines.append(problem(name, field, err.get("input"), f"{detail}: {reason}" if detail else reason))
+        below = getattr(err.get("ctx", {}).get("error"), "below", None)  # settings_kafka.NotBelow: the example obeys
+        lines.append(problem(name, field, err.get("input"), f"{detail}: {reason}" if detail else reason, below))
     return lines
 
 

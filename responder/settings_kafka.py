@@ -136,6 +136,15 @@ class KafkaSettings(BaseSettings):
                 for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms") if getattr(self, name) < least]
 
 
+class NotBelow(ValueError):
+    """A deadline refused by a group timeout (`below_group_timeouts`): `below` is the seconds it must stay under (the
+    smallest group timeout), which the refusal's example respects (`settings_errors.describe`)."""
+
+    def __init__(self, message: str, below: float) -> None:
+        super().__init__(message)
+        self.below = below
+
+
 def _ms_above(seconds: float) -> int:
     """The least whole number of milliseconds above `seconds`: what a group timeout (in ms) must be at least to stay
     above a bound or deadline given in seconds."""
@@ -144,10 +153,10 @@ def _ms_above(seconds: float) -> int:
 
 def below_group_timeouts(seconds: float, info: ValidationInfo, what: str) -> float:
     """`seconds`, unless in fleet mode (a changelog) it is not below the rebalance timeout and the poll interval
-    validated before it (`info`): then a ValueError saying that `what` taking that long outlives the replica's place
-    in its group, and how to fix it. A group timeout also below the largest fixed bound that applies (checked after
-    the fields, so not reached when this refuses; `kafka_transactions`, validated before `seconds`, says which) is
-    given its least value here, naming that bound: one round fixes both."""
+    validated before it (`info`): then a ValueError (`NotBelow`) saying that `what` taking that long outlives the
+    replica's place in its group, and how to fix it. A group timeout also below the largest fixed bound that applies
+    (checked after the fields, so not reached when this refuses; `kafka_transactions`, validated before `seconds`, says
+    which) is given its least value here, naming that bound: one round fixes both."""
     if not info.data.get("changelog_topic"):
         return seconds
     limits = {name: limit for name in ("rebalance_timeout_ms", "kafka_max_poll_interval_ms")
@@ -166,5 +175,5 @@ def below_group_timeouts(seconds: float, info: ValidationInfo, what: str) -> flo
     also = "".join(  # the other timeout, if below the fixed bounds too (and this, if refused as well)
         f"; RESPONDER_{name.upper()} ({other} ms) too: set it to {above_both if seconds * 1000 >= other else floor} "
         "or more" for name, other in limits.items() if name != refused and other < floor)
-    raise ValueError(f"{seconds:g}s is not below {variable} ({limit} ms): {what} that takes that long outlives the "
-                     f"replica's place in its group; {fix}{also}")
+    raise NotBelow(f"{seconds:g}s is not below {variable} ({limit} ms): {what} that takes that long outlives the "
+                   f"replica's place in its group; {fix}{also}", below=min(limits.values()) / 1000)

@@ -29,10 +29,10 @@ meanwhile, ends the loop as before. More than `rejoins` of them within an hour e
 off, and a fresh process is the better cure.
 
 The metrics server (`/healthz`, `/readyz`, `/metrics`) is the process's, not a service's: `rebuilds` hands the same one
-to each service it builds, which answers for it while it runs. Between two services `/healthz` stays 200 (the
-process is alive and rejoining: a liveness probe must not kill it), `/readyz` is 503 saying so, and `/metrics`
-holds only `responder_replica_rejoins_total`; the next service's counters start from zero, as after any restart,
-except that one, which goes on.
+to each service it builds, which answers for it while it runs. Between two services `/healthz` stays 200 (the process is
+alive and rejoining: a liveness probe must not kill it), `/readyz` is 503 saying so, and `/metrics` holds a fresh
+`Metrics()`: `responder_replica_rejoins_total` and the series without labels (at zero; the start time the rejoin's), but
+no labelled one; the next service's counters start from zero, as after any restart, except that one, which goes on.
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ def _recovers(service: object) -> str:
 def _rejoining(health: MetricsServer, rejoin: int, rejoins: int, delay: float, reason: str = "fenced",
                recovers: str = "restores from the changelog") -> None:
     """Between two services: /readyz says why it is 503 (`reason`: see `WHY`) and how the next one gets its state
-    (`recovers`: see `_recovers`), and /metrics shows a registry with only the rejoin count (the dropped service's
-    partition gauges are another replica's now, or soon)."""
+    (`recovers`: see `_recovers`), and /metrics shows a fresh registry: the rejoin count and the unlabelled series (at
+    zero, the start time aside), no labelled one (the dropped service's partition gauges are another replica's now, or
+    soon)."""
     why = (f"rejoining after {WHY[reason]} ({rejoin} of {rejoins} rejoins this hour): the state was dropped; a new "
            f"member joins the group in {delay:g} s and {recovers}")
     between = Metrics()

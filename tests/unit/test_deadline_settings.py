@@ -177,6 +177,35 @@ def test_a_refusal_naming_a_timeout_s_least_value_names_the_fixed_bound_that_app
     assert "RESPONDER_REBALANCE_TIMEOUT_MS to 30001 or more" in line
 
 
+@pytest.mark.parametrize("env", [
+    {"REBALANCE_TIMEOUT_MS": "20000"},
+    {"KAFKA_MAX_POLL_INTERVAL_MS": "15000", "KAFKA_TRANSACTIONS": "off"},
+    {"REBALANCE_TIMEOUT_MS": "1000"},
+])
+def test_a_deadline_refused_by_a_group_timeout_suggests_an_example_that_timeout_accepts(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str]) -> None:
+    """A deadline's refusal suggests a value its group timeout accepts: applied, with the timeout's fix, all loads."""
+    _fleet_env(monkeypatch, tmp_path, env)
+    for name in ("CHANGELOG_WRITE_DEADLINE", "AWS_CALL_TIMEOUT"):
+        monkeypatch.delenv(f"RESPONDER_{name}")  # their defaults (45 s, 20 s): both refused
+    with pytest.raises(SettingsInvalid) as refused:
+        Settings()
+    hinted = {}
+    for line in refused.value.problems:
+        variable = line.split("=", 1)[0]
+        if variable in ("RESPONDER_CHANGELOG_WRITE_DEADLINE", "RESPONDER_AWS_CALL_TIMEOUT"):
+            [hinted[variable]] = re.findall(rf"\(example: {variable}=([^)]+)\)$", line)
+    assert sorted(hinted) == ["RESPONDER_AWS_CALL_TIMEOUT", "RESPONDER_CHANGELOG_WRITE_DEADLINE"], refused.value
+    for variable, value in hinted.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsInvalid) as left:  # the group timeout is below the fixed bounds too: its own line
+        Settings()
+    [line] = left.value.problems
+    variable, least = re.findall(r"^(RESPONDER_\w+)=.*set it to (\d+) or more", line)[0]
+    monkeypatch.setenv(variable, least)
+    Settings()  # the hinted deadlines hold under the least group timeout allowed
+
+
 @pytest.mark.parametrize(("values", "leasts"), [
     ({"changelog_write_deadline": 40.5, "rebalance_timeout_ms": 20_000, "kafka_max_poll_interval_ms": 25_000},
      ["RESPONDER_REBALANCE_TIMEOUT_MS to 40501 or more", "RESPONDER_KAFKA_MAX_POLL_INTERVAL_MS (25000 ms) too: set "
