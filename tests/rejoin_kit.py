@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from typer.testing import CliRunner
 
+from responder.cli.app import app
 from responder.errors import TimelineError
 from responder.errors_kafka import ReplicaFenced, TransactionFailed
 from responder.service import Service, serve_rejoining
@@ -123,3 +125,18 @@ def readyz_while_rejoining(tmp_path: Any, reason: str) -> str:
     assert health is not None
     _rejoining(health, 1, 5, 1.0, reason)
     return health.why() or ""
+
+
+def run_failing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: BaseException) -> Any:
+    """`responder run` (CliRunner's result) whose `serve_rejoining` ends with `error`, no Kafka reached."""
+    for name in [n for n in os.environ if n.startswith("RESPONDER_")]:
+        monkeypatch.delenv(name)
+    for name, value in {"KAFKA_BOOTSTRAP": "127.0.0.1:9", "RUNBOOKS_DIR": str(tmp_path),
+                        "TIMELINE_PATH": str(tmp_path / "t.jsonl"), "DRY_RUN": "true"}.items():
+        monkeypatch.setenv(f"RESPONDER_{name}", value)
+
+    async def serve(*args: Any, **kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr("responder.service.serve_rejoining", serve)
+    return CliRunner().invoke(app, ["run"])

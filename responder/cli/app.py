@@ -34,6 +34,7 @@ from responder.cli import (
 from responder.cli.options import JSON_HELP
 from responder.cli.output import EXIT_CONFIG, print_error
 from responder.errors import ConfigError, TimelineError
+from responder.errors_kafka import ChangelogError
 from responder.exception_groups import only
 
 
@@ -54,21 +55,28 @@ def _plain_metavars(cmd: Any) -> None:
         _plain_metavars(sub)
 
 
+ONE_LINE = (ConfigError, TimelineError, ChangelogError)
+"""What no command handled ends as one red line and exit 3: a setting, a runbook, a locked or broken timeline, and a
+changelog write refused for good (an ACL, a record too large) where no barrier made it a TimelineError (a chunk's
+offsets commit, an eviction's tombstones). A fence or a failed transaction, also ChangelogErrors, never come this far:
+`responder run` rejoins on them and exits 75 when they come too often."""
+
+
 class Responder(TyperGroup):
-    """The root command: a ConfigError or TimelineError no command handled is one red line and exit 3, no trace."""
+    """The root command: an error of `ONE_LINE` no command handled is one red line and exit 3, no trace."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _plain_metavars(self)
 
     def invoke(self, ctx: Any) -> Any:
-        """Run the command; turn an unhandled ConfigError or TimelineError into its message and exit 3."""
+        """Run the command; turn an unhandled error of `ONE_LINE` into its message and exit 3."""
         try:
             return super().invoke(ctx)
-        except (ConfigError, TimelineError) as exc:  # a setting, a runbook, a locked or broken timeline
+        except ONE_LINE as exc:
             _config_exit([exc])
         except BaseExceptionGroup as group:  # from a TaskGroup: report its ConfigErrors like any other
-            found = only(group, (ConfigError, TimelineError), deciding=True)  # a drain's end decides (Drained)
+            found = only(group, ONE_LINE, deciding=True)  # a drain's end decides (Drained)
             if found is None:
                 raise
             _config_exit(found)

@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
 
 from aiokafka.errors import NodeNotReadyError
-from typer.testing import CliRunner
 
-from responder.cli.app import app
 from responder.errors import TimelineError
 from responder.errors_kafka import ReplicaFenced
 from responder.exception_groups import Drained
 from responder.service.rejoinreasons import error_line, rejoin_reason
+from tests.rejoin_kit import run_failing
 
 
 def _drained(later: Exception) -> Drained:
@@ -36,16 +33,6 @@ def test_a_bug_that_ended_a_drain_is_no_rejoin() -> None:
 
 def test_run_failing_with_a_drain_a_timeline_error_ended_exits_3_with_its_line(monkeypatch, tmp_path: Path) -> None:
     """`responder run` failing with Drained(dead letter, TimelineError) exits 3, saying the TimelineError."""
-    for name in [n for n in os.environ if n.startswith("RESPONDER_")]:
-        monkeypatch.delenv(name)
-    for name, value in {"KAFKA_BOOTSTRAP": "127.0.0.1:9", "RUNBOOKS_DIR": str(tmp_path),
-                        "TIMELINE_PATH": str(tmp_path / "t.jsonl"), "DRY_RUN": "true"}.items():
-        monkeypatch.setenv(f"RESPONDER_{name}", value)
-
-    async def serve_rejoining(*args: Any, **kwargs: Any) -> None:
-        raise _drained(TimelineError("the timeline's disk is full"))
-
-    monkeypatch.setattr("responder.service.serve_rejoining", serve_rejoining)
-    result = CliRunner().invoke(app, ["run"])
+    result = run_failing(monkeypatch, tmp_path, _drained(TimelineError("the timeline's disk is full")))
     assert result.exit_code == 3, result.output
     assert [line for line in result.output.splitlines() if line.strip()] == ["✗ the timeline's disk is full"]
