@@ -11,11 +11,12 @@ import pytest
 from structlog.testing import capture_logs
 
 import responder.fleet as fleet_module
+from responder.errors import TimelineError
 from responder.errors_kafka import MembershipLapsed
 from responder.fleet import FleetState
 from responder.ingest.lease import LEFT, MembershipLease
 from responder.models.timeline import EntryKind, TimelineEntry
-from responder.service import Service
+from responder.service import Service, rejoin_reason
 from responder.settings import Settings
 from tests.fakes import FakeIam
 from tests.lease_kit import UNKNOWN_MEMBER_ID, Clock, Consumer, Coordinator, StartingConsumer, beat
@@ -343,3 +344,24 @@ async def test_a_restore_tombstones_expired_group_keys_only_within_the_lease(lap
         assert await asyncio.wait_for(fleet.fetch(1), 5) == []
     assert written == ([] if lapsed else [1])
     assert ("changelog_closed_expired_left" in [e["event"] for e in logs]) is lapsed
+
+
+async def test_a_stop_out_of_lease_fails_fenced_and_writes_nothing(lapsing: Lapsing) -> None:
+    """A stop whose lease ended, its heartbeat unanswered past the changelog deadline, fails as a fence, unwritten."""
+    service, clock, written = lapsing
+    _, _, consumer = await _started(service, clock)
+    coordinator = consumer._coordinator
+    assert coordinator is not None
+    assert service.fleet is not None
+    service.fleet.changelog.write_deadline = 0.3
+    clock.now += 9.0
+    coordinator.hold = asyncio.Event()
+    asking = asyncio.create_task(beat(coordinator))  # never answered
+    await asyncio.sleep(0)
+    clock.now += 3.0
+    service.recorder.append(EntryKind.INCIDENT_OPENED, {"runbook": "r"}, "inc-0")
+    with pytest.raises(TimelineError) as raised:
+        await asyncio.wait_for(service._close_started([]), 10)
+    assert rejoin_reason(raised.value) == "fenced"  # a SIGTERMed replica then ends cleanly (rejoin.py)
+    assert written == []
+    asking.cancel()
