@@ -1,5 +1,6 @@
-"""The fleet digest: what every replica must agree on (the runbooks as loaded and the settings that change what
-they do), checked against the fleet's by `responder.engine.fleetguard` at start (see docs/fleet.md).
+"""The fleet digest: what every replica must agree on (the runbooks as loaded, the settings that change what they
+do, and whether it writes in Kafka transactions), checked against the fleet's by `responder.engine.fleetguard` at
+start, once its transactions are settled (see docs/fleet.md).
 
 Every setting is in one of four groups (a test fails on a setting in none): DIGESTED, DIGESTED_IF_SET,
 IN_THE_RUNBOOKS (digested as the runbooks they load), or NOT_DIGESTED with the reason replicas may differ in it.
@@ -68,8 +69,11 @@ NOT_DIGESTED: dict[str, frozenset[str]] = {
                    "rebalance_timeout_ms", "kafka_max_poll_interval_ms", "changelog_write_deadline",
                    "kafka_group_instance_id", "max_batch", "max_in_flight",
                    "kafka_fetch_max_wait_ms", "kafka_fetch_idle_wait_ms", "kafka_commit_interval_ms",
-                   "kafka_connect_timeout", "kafka_manual_assignment", "kafka_transactions", "fenced_rejoins",
+                   "kafka_connect_timeout", "kafka_manual_assignment", "fenced_rejoins",
                    "fleet_guard_table", "fleet_adopt_digest", "kafka_security"}),
+    "the setting itself (auto and on come to the same on a broker with transactions); what it comes to at start is: "
+    "a fleet member without Kafka transactions is digested apart (`fleet_digest`'s `transactions`)":
+        frozenset({"kafka_transactions"}),
 }
 
 
@@ -88,12 +92,18 @@ def key_fingerprints(paths: Iterable[Path]) -> list[str]:
     return sorted({hashlib.sha256(read_trusted_key(Path(path))).hexdigest() for path in paths})
 
 
-def fleet_digest(runbooks: Iterable[Runbook], settings: Settings) -> str:
-    """What every replica must agree on: the runbooks (as loaded) and the settings that change what they do."""
+def fleet_digest(runbooks: Iterable[Runbook], settings: Settings, *, transactions: bool = True) -> str:
+    """What every replica must agree on: the runbooks (as loaded) and the settings that change what they do, and
+    whether it writes its changelog in Kafka transactions (`transactions`, what `kafka_transactions` came to at start:
+    responder/ingest/txnprobe.py `choose`). A member without them fences no zombie and is fenced by none, so a fleet
+    with them would lose that guarantee on its partitions: it is refused. Digested only when False, so that a fleet
+    with transactions kept its digest through that change (since 2026-12-07)."""
     doc: dict[str, Any] = {
         "runbooks": sorted(rb.model_dump_json() for rb in runbooks),
         "settings": settings.model_dump_json(include=set(DIGESTED)),
     }
+    if not transactions:
+        doc["kafka_transactions"] = "off"
     protection = settings.model_dump(mode="json", include=set(DIGESTED_IF_SET), exclude_defaults=True)
     if grants := {k: sorted(set(c)) for k, c in protection.pop("operator_permissions", {}).items() if c}:
         protection["operator_permissions"] = grants  # a grant's order, repeats or an empty one are no change

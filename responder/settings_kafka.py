@@ -91,7 +91,9 @@ class KafkaSettings(BaseSettings):
     kafka_transactions: Literal["auto", "on", "off"] = Field(
         default="auto", description="fleet mode: write the changelog and commit offsets in one Kafka transaction, "
                                     "fencing a zombie replica; auto = when the broker supports them (Apache Kafka "
-                                    "does, Tansu does not), checked at start (docs/fleet.md)")
+                                    "does, Tansu does not), checked at start: no answer within "
+                                    "RESPONDER_KAFKA_CONNECT_TIMEOUT is an unreachable Kafka, never a no "
+                                    "(docs/fleet.md)")
     changelog_write_deadline: float = Field(
         default=CHANGELOG_WRITE_DEADLINE_S, gt=0,
         examples=[20.0],  # the example a refused value's line suggests (settings_errors.py)

@@ -6,6 +6,7 @@
   (under pytest-xdist: the controller, at the end, for every worker that started one).
 * `apache_kafka_bootstrap` (session): always real Apache Kafka when Java is present (the same broker as
   `kafka_bootstrap` when that is Apache Kafka), else whatever `kafka_bootstrap` is.
+* `own_apache_kafka()`: a module's own single Apache Kafka node (`cluster`), for a test that kills it.
 * `kafka_cluster3` (module): three Apache Kafka nodes (replication 3, min.insync.replicas 2); skipped without Java.
 * `moto_server` (session): a moto server on a free 127.0.0.1 port.
 * `aws`: an AwsSession (boto3, botocore retries off) on that server, reset before each test.
@@ -185,6 +186,21 @@ def on_apache_kafka() -> Any:
         return apache_kafka_bootstrap
 
     return _on_apache
+
+
+def own_apache_kafka() -> Any:
+    """A module-scoped `cluster`: one Apache Kafka node of the requesting module's own, so that killing or stopping it
+    stops no other test's broker; skipped when Java is missing. `cluster = own_apache_kafka()` in a test module."""
+
+    @pytest.fixture(scope="module", name="cluster")
+    def _cluster() -> Iterator[KafkaCluster]:
+        """This module's own Apache Kafka node."""
+        if not apache_available():
+            pytest.skip("Apache Kafka needs Java 17+ and Maven (or cached jars)")
+        with KafkaCluster(1) as cluster:
+            yield cluster
+
+    return _cluster
 
 
 @pytest.fixture(scope="module", name="kafka_cluster3")

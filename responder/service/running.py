@@ -39,22 +39,24 @@ class Running(AlertsLoop, SignedLoops):
     topic_retry_s = RETRY_SECONDS  # between two checks of the topics it writes to, while one is missing
 
     async def _prepare(self) -> None:
-        """Everything before the clients start: refuse bad TLS/SASL or another fleet digest, recover, listen."""
+        """Everything before the clients start: refuse bad TLS/SASL, recover (a fleet member: start its changelog
+        and settle its transactions, then refuse another fleet digest, which holds whether it has them), listen."""
         await check_connection(self.settings.kafka_bootstrap or "", self.kafka_options)  # bad TLS/SASL
         if self.fleet_guard is not None:
             await self.fleet_guard.ensure_table()
             await self.fleet_guard.refresh()
-            if self.fleet is not None:  # a replica with other runbooks/settings than the fleet's is refused
-                await self.fleet_guard.check_digest(fleet_digest(self.engine.runbooks.values(), self.settings),
-                                                    self.recorder.writer, self.settings.fleet_adopt_digest)
         if self.fleet is None:
             self._recover()
         else:
-            await self.fleet.changelog.start(self.settings.kafka_connect_timeout,
-                                             wait_set_by=CONNECT_TIMEOUT)
+            wait = self.settings.kafka_connect_timeout
+            await self.fleet.changelog.start(wait, wait_set_by=CONNECT_TIMEOUT)
             self.fleet.changelog.txn = await txnprobe.choose(
                 self.settings.kafka_transactions, str(self.settings.kafka_bootstrap), self.fleet.changelog.topic,
-                self.settings.group_id, options=self.kafka_options)
+                self.settings.group_id, options=self.kafka_options, deadline=wait, wait_set_by=CONNECT_TIMEOUT)
+            if self.fleet_guard is not None:  # other runbooks/settings, or no transactions where the fleet has them
+                digest = fleet_digest(self.engine.runbooks.values(), self.settings,
+                                      transactions=self.fleet.changelog.txn is not None)
+                await self.fleet_guard.check_digest(digest, self.recorder.writer, self.settings.fleet_adopt_digest)
         collector.tune(self.settings.max_batch)
         if self.archiver is not None:
             await run_in(pool(ARCHIVE), self.archiver.catch_up, self.recorder.store.read().splitlines())

@@ -6,12 +6,11 @@ Kafka is back is consumed and committed (responder/service/watch.py `_watched`, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from responder.ingest.coordinator import RebuildBudget
-from responder.sandbox.fixtures import apache_available
+from responder.sandbox.fixtures import own_apache_kafka
 from responder.sandbox.kafka_jvm import KafkaCluster
 from responder.service import Service
 from tests.integration.harness import make_settings, rebuilt, running, send_one, wait_for
@@ -22,13 +21,7 @@ BOUND = 20.0  # the consumers' start bound here (160 s at the defaults)
 NONE = {"alerts": 0, "approvals": 0, "operator": 0}
 
 
-@pytest.fixture(scope="module", name="cluster")
-def _cluster() -> Iterator[KafkaCluster]:
-    """An Apache Kafka node of this module's own, so that stopping it stops no other test's broker."""
-    if not apache_available():
-        pytest.skip("Apache Kafka needs Java 17+ and Maven (or cached jars)")
-    with KafkaCluster(1) as cluster:
-        yield cluster
+cluster = own_apache_kafka()
 
 
 @pytest.fixture(scope="module", name="kafka_bootstrap")
