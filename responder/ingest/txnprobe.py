@@ -2,7 +2,8 @@
 initialises a transactional id; `choose` makes of it what `kafka_transactions` asks (responder/ingest/transactions.py
 writes in them).
 
-Only the broker's definitive answer is a "no" (`UNSUPPORTED`): what Tansu gives, and a broker without the API. An
+Only the broker's definitive answer is a "no" (`UNSUPPORTED`, said `CONFIRMATIONS` times in a row): what Tansu gives,
+and a broker without the API. An
 attempt that gets no answer (no broker, a timeout, no transaction coordinator yet, anything aiokafka marks retriable,
 any other error) is tried again until the connect deadline, then `BrokerUnreachable`, as for a Kafka unreachable at
 start: until 2026-12-07 any of them was taken for "no transactions", so a replica started (or rebuilt after a
@@ -49,6 +50,13 @@ aiokafka 0.12 to 0.14 sends) with UNKNOWN_SERVER_ERROR within 5 ms of `start()` 
 tests/integration/test_txnprobe.py); a broker without the API or that version, UnsupportedVersionError or aiokafka's
 IncompatibleBrokerVersion."""
 
+CONFIRMATIONS = 3
+"""A "no" counts once the broker said it this many times in a row, `CONFIRM_S` apart: Tansu answers so at once, every
+time; Apache Kafka may answer one InitProducerId UNKNOWN_SERVER_ERROR too (a transaction log write that failed), and
+that one hiccup must not turn a replica's fencing off."""
+
+CONFIRM_S = 0.1
+
 REFUSED = (TransactionalIdAuthorizationFailed, ClusterAuthorizationFailedError)
 """An ACL: the broker runs transactions, this principal may not use the transactional id. Neither "no" nor transient."""
 
@@ -88,7 +96,8 @@ async def _attempt(bootstrap: str, group_id: str, options: Mapping[str, Any] | N
 async def unsupported(bootstrap: str, group_id: str, options: Mapping[str, Any] | None = None, *,
                       timeout: float = PROBE_S, deadline: float = 30.0,
                       wait_set_by: str = CONNECT_TIMEOUT) -> str | None:
-    """None when the broker runs transactions for aiokafka; else its definitive "no" (the error it answered).
+    """None when the broker runs transactions for aiokafka; else its definitive "no" (the error it answered, the same
+    `CONFIRMATIONS` times in a row, `CONFIRM_S` apart: a single one may be Apache Kafka's hiccup).
 
     An attempt with no answer is logged (`kafka_transactions_probe_failed`, a warning) and tried again after a
     jittered backoff (0.1 s to 2 s) until `deadline` seconds have passed (RESPONDER_KAFKA_CONNECT_TIMEOUT for the
@@ -97,13 +106,24 @@ async def unsupported(bootstrap: str, group_id: str, options: Mapping[str, Any] 
 
     def failed(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        if nos:  # a "no" asked again (`CONFIRMATIONS`): no failure
+            log.debug("kafka_transactions_no_confirming", bootstrap=bootstrap, said=nos)
+            return
         log.warning("kafka_transactions_probe_failed", bootstrap=bootstrap, attempt=state.attempt_number,
                     error=_line(exc) if exc else "", waited_s=round(state.seconds_since_start or 0.0, 2))
 
-    def wait(state: RetryCallState) -> float:  # never past the deadline: the last attempt starts at it
-        return max(0.0, min(BACKOFF(state), deadline - (state.seconds_since_start or 0.0)))
+    nos = 0  # the broker's "no" said in a row (`CONFIRMATIONS`)
 
-    retrying = AsyncRetrying(retry=retry_if_exception(no_answer), stop=stop_after_delay(deadline), wait=wait,
+    def again(exc: BaseException) -> bool:
+        nonlocal nos
+        nos = nos + 1 if isinstance(_answer(exc), UNSUPPORTED) else 0
+        return no_answer(exc) or 0 < nos < CONFIRMATIONS
+
+    def wait(state: RetryCallState) -> float:  # never past the deadline: the last attempt starts at it
+        pause = CONFIRM_S if nos else BACKOFF(state)
+        return max(0.0, min(pause, deadline - (state.seconds_since_start or 0.0)))
+
+    retrying = AsyncRetrying(retry=retry_if_exception(again), stop=stop_after_delay(deadline), wait=wait,
                              after=failed, reraise=True)
     try:
         await retrying(_attempt, bootstrap, group_id, options, timeout)
