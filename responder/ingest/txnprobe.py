@@ -116,32 +116,50 @@ async def unsupported(bootstrap: str, group_id: str, options: Mapping[str, Any] 
 
     def again(exc: BaseException) -> bool:
         nonlocal nos
+        if not isinstance(exc, Exception):  # a cancel (or an exit) is never an answer: it goes on at once
+            return False
         nos = nos + 1 if isinstance(_answer(exc), UNSUPPORTED) else 0
         return no_answer(exc) or 0 < nos < CONFIRMATIONS
 
     def wait(state: RetryCallState) -> float:  # never past the deadline: the last attempt starts at it
         pause = CONFIRM_S if nos else BACKOFF(state)
-        return max(0.0, min(pause, deadline - (state.seconds_since_start or 0.0)))
+        return pause if nos else max(0.0, min(pause, deadline - (state.seconds_since_start or 0.0)))
 
-    retrying = AsyncRetrying(retry=retry_if_exception(again), stop=stop_after_delay(deadline), wait=wait,
-                             after=failed, reraise=True)
+    def stop(state: RetryCallState) -> bool:  # a "no" being confirmed is asked again past the deadline too
+        return bool(stop_after_delay(deadline)(state)) and not 0 < nos < CONFIRMATIONS
+
+    retrying = AsyncRetrying(retry=retry_if_exception(again), stop=stop, wait=wait, after=failed, reraise=True,
+                             sleep=_sleep)
     try:
         await retrying(_attempt, bootstrap, group_id, options, timeout)
-    except (KafkaError, TimeoutError, OSError) as exc:
+    except Exception as exc:  # every error is sorted here: a "no", a refusal, or no answer
         answer = _answer(exc)
-        if isinstance(answer, UNSUPPORTED):
+        if isinstance(answer, UNSUPPORTED) and nos >= CONFIRMATIONS:
             return _line(answer)
         if isinstance(answer, REFUSED):
-            raise ConfigError(
-                f"Kafka at {bootstrap} refuses this principal the transactional id {group_id}.probe ({_line(answer)}): "
-                f"grant it WRITE and DESCRIBE on the TransactionalId resources prefixed {group_id}. (the probe's "
-                f"{group_id}.probe, the changelog's {group_id}.<changelog topic>.<partition>), or set "
-                "RESPONDER_KAFKA_TRANSACTIONS=off to run without transactions, so without fencing a zombie replica "
-                "(docs/fleet.md)") from exc
+            raise _refused(bootstrap, group_id, answer) from exc
         raise BrokerUnreachable(
             f"cannot reach Kafka at {bootstrap} (its transactions probe): no answer in {deadline:g}s: {_line(exc)} "
-            f"(check RESPONDER_KAFKA_BOOTSTRAP; {wait_set_by} sets the wait)") from exc
+            f"(check RESPONDER_KAFKA_BOOTSTRAP; {wait_set_by} sets the wait; a cluster that answers but has no "
+            "transaction coordinator needs `__transaction_state` to have its replicas, transaction.state.log."
+            "replication.factor and min.isr, or RESPONDER_KAFKA_TRANSACTIONS=off)") from exc
     return None
+
+
+async def _sleep(seconds: float) -> None:
+    """The probe's wait between two attempts (a test records them)."""
+    await asyncio.sleep(seconds)
+
+
+def _refused(bootstrap: str, group_id: str, answer: BaseException) -> ConfigError:
+    """The bad setting an ACL refusing the probe is: what to grant, or the opt-out."""
+    grant = ("IDEMPOTENT_WRITE on the Cluster resource (a transactional producer needs it on older brokers)"
+             if isinstance(answer, ClusterAuthorizationFailedError) else
+             f"WRITE and DESCRIBE on the TransactionalId resources prefixed {group_id}. (the probe's {group_id}.probe, "
+             f"the changelog's {group_id}.<changelog topic>.<partition>)")
+    return ConfigError(f"Kafka at {bootstrap} refuses this principal the transactional id {group_id}.probe "
+                       f"({_line(answer)}): grant it {grant}, or set RESPONDER_KAFKA_TRANSACTIONS=off to run without "
+                       "transactions, so without fencing a zombie replica (docs/fleet.md)")
 
 
 async def supported(bootstrap: str, group_id: str, options: Mapping[str, Any] | None = None, *,
