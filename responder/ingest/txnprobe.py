@@ -3,13 +3,12 @@ initialises a transactional id; `choose` makes of it what `kafka_transactions` a
 writes in them).
 
 Only the broker's definitive answer is a "no" (`UNSUPPORTED`, said `CONFIRMATIONS` times in a row): what Tansu gives,
-and a broker without the API. An
-attempt that gets no answer (no broker, a timeout, no transaction coordinator yet, anything aiokafka marks retriable,
-any other error) is tried again until the connect deadline, then `BrokerUnreachable`, as for a Kafka unreachable at
-start: until 2026-12-07 any of them was taken for "no transactions", so a replica started (or rebuilt after a
-rejoin) during a hiccup of Apache Kafka ran without them, fencing nothing and fenced by nothing, with one info line
-saying so. A transactional id the principal may not use (`REFUSED`) is a bad setting: ConfigError, never a silent
-fallback."""
+and a broker without the API. An attempt that gets no answer (no broker, a timeout, no transaction coordinator yet,
+anything aiokafka marks retriable, any other error) is tried again until the connect deadline, then
+`BrokerUnreachable`, as for a Kafka unreachable at start: until 2026-12-07 any of them was taken for "no
+transactions", so a replica started (or rebuilt after a rejoin) during a hiccup of Apache Kafka ran without them,
+fencing nothing and fenced by nothing, with one info line saying so. A transactional id the principal may not use
+(`REFUSED`) is a bad setting: ConfigError, never a silent fallback. A cancel is never an answer."""
 
 from __future__ import annotations
 
@@ -55,7 +54,7 @@ CONFIRMATIONS = 3
 time; Apache Kafka may answer one InitProducerId UNKNOWN_SERVER_ERROR too (a transaction log write that failed), and
 that one hiccup must not turn a replica's fencing off."""
 
-CONFIRM_S = 0.1
+CONFIRM_S = 0.1  # between two askings of a "no"
 
 REFUSED = (TransactionalIdAuthorizationFailed, ClusterAuthorizationFailedError)
 """An ACL: the broker runs transactions, this principal may not use the transactional id. Neither "no" nor transient."""
