@@ -67,11 +67,6 @@ def _answer(exc: BaseException) -> BaseException:
     return exc
 
 
-def no_answer(exc: BaseException) -> bool:
-    """Whether an attempt's error is no answer (worth trying again): neither the broker's "no" nor a refusal."""
-    return not isinstance(_answer(exc), UNSUPPORTED + REFUSED)
-
-
 def _line(exc: BaseException) -> str:
     """`Name: text`, once (aiokafka's errors start their text with their name)."""
     name, text = type(exc).__name__, str(exc)
@@ -117,8 +112,9 @@ async def unsupported(bootstrap: str, group_id: str, options: Mapping[str, Any] 
         nonlocal nos
         if not isinstance(exc, Exception):  # a cancel (or an exit) is never an answer: it goes on at once
             return False
-        nos = nos + 1 if isinstance(_answer(exc), UNSUPPORTED) else 0
-        return no_answer(exc) or 0 < nos < CONFIRMATIONS
+        answer = _answer(exc)
+        nos = nos + 1 if isinstance(answer, UNSUPPORTED) else 0  # none of the broker's: no answer, tried again
+        return not isinstance(answer, UNSUPPORTED + REFUSED) or 0 < nos < CONFIRMATIONS
 
     def wait(state: RetryCallState) -> float:  # never past the deadline: the last attempt starts at it
         pause = CONFIRM_S if nos else BACKOFF(state)

@@ -6,7 +6,7 @@
   (under pytest-xdist: the controller, at the end, for every worker that started one).
 * `apache_kafka_bootstrap` (session): always real Apache Kafka when Java is present (the same broker as
   `kafka_bootstrap` when that is Apache Kafka), else whatever `kafka_bootstrap` is.
-* `own_apache_kafka()`: a module's own single Apache Kafka node (`cluster`), for a test that kills it.
+* `own_apache_kafka(nodes=1, name="cluster")`: a module's own Apache Kafka node(s), for a test that kills one.
 * `kafka_cluster3` (module): three Apache Kafka nodes (replication 3, min.insync.replicas 2); skipped without Java.
 * `moto_server` (session): a moto server on a free 127.0.0.1 port.
 * `aws`: an AwsSession (boto3, botocore retries off) on that server, reset before each test.
@@ -188,28 +188,23 @@ def on_apache_kafka() -> Any:
     return _on_apache
 
 
-def own_apache_kafka() -> Any:
-    """A module-scoped `cluster`: one Apache Kafka node of the requesting module's own, so that killing or stopping it
-    stops no other test's broker; skipped when Java is missing. `cluster = own_apache_kafka()` in a test module."""
+def own_apache_kafka(nodes: int = 1, name: str = "cluster") -> Any:
+    """A module-scoped fixture `name`: Apache Kafka nodes of the requesting module's own, so that killing or stopping
+    one stops no other test's broker; skipped when Java is missing. `cluster = own_apache_kafka()` in a test module."""
 
-    @pytest.fixture(scope="module", name="cluster")
+    @pytest.fixture(scope="module", name=name)
     def _cluster() -> Iterator[KafkaCluster]:
-        """This module's own Apache Kafka node."""
+        """This module's own Apache Kafka nodes."""
         if not apache_available():
-            pytest.skip("Apache Kafka needs Java 17+ and Maven (or cached jars)")
-        with KafkaCluster(1) as cluster:
+            pytest.skip(f"{nodes} Apache Kafka node(s) need Java 17+ and Maven (or cached jars)")
+        with KafkaCluster(nodes) as cluster:
             yield cluster
 
     return _cluster
 
 
-@pytest.fixture(scope="module", name="kafka_cluster3")
-def _kafka_cluster3() -> Iterator[KafkaCluster]:
-    """Three Apache Kafka nodes (replication factor 3, min.insync.replicas=2); skipped when Java is missing."""
-    if not apache_available():
-        pytest.skip("the 3-broker cluster needs Java 17+ and Maven (or cached jars)")
-    with KafkaCluster(3) as cluster:
-        yield cluster
+_kafka_cluster3 = own_apache_kafka(3, "kafka_cluster3")
+"""`kafka_cluster3` (module): three Apache Kafka nodes (replication factor 3, min.insync.replicas=2)."""
 
 
 @pytest.fixture(scope="session", name="moto_server")
