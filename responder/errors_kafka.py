@@ -37,7 +37,8 @@ class ChangelogTooShort(ChangelogError):
 class ChangelogWriteTimedOut(ChangelogError):
     """A changelog write outside transactions was not acknowledged within its deadline (`changelog_write_deadline`,
     resends included): the changelog barrier fails with it, nothing it carried acts or is committed, and the service
-    stops."""
+    stops; `serve_rejoining` builds a new one (`kafka_unreachable`: Kafka cut off after it was reached), which
+    restores the partitions it is given from what was acknowledged."""
 
 
 class ReplicaFenced(ChangelogError):

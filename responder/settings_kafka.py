@@ -98,7 +98,8 @@ class KafkaSettings(BaseSettings):
         default=CHANGELOG_WRITE_DEADLINE_S, gt=0,
         examples=[20.0],  # the example a refused value's line suggests (settings_errors.py)
         description="fleet mode without transactions: seconds a changelog write may take in all (resends included; "
-                    "a flush's partitions share it); past it the service stops, nothing of it acted or committed. "
+                    "a flush's partitions share it); past it nothing of it acts or is committed and the replica "
+                    "rejoins its group in-process (RESPONDER_FENCED_REJOINS). "
                     "In fleet mode below the rebalance timeout and the poll interval (docs/fleet.md, \"Deadlines\")")
     fenced_rejoins: int = Field(
         default=5, ge=0, le=100, description="in-process rejoins allowed an hour, all kinds together: a service "

@@ -4,6 +4,7 @@ raises, a real service whose loops fail fenced, and what /readyz says between tw
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 from pathlib import Path
@@ -140,3 +141,15 @@ def run_failing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, error: BaseExce
 
     monkeypatch.setattr("responder.service.serve_rejoining", serve)
     return CliRunner().invoke(app, ["run"])
+
+
+def run_rejoining(monkeypatch: pytest.MonkeyPatch, outcomes: list[BaseException | None], rejoins: int = 1,
+                  ) -> tuple[Any, list[StandInService]]:
+    """`responder run` (CliRunner's result) serving stand-in services that end with `outcomes` in turn, with
+    `RESPONDER_FENCED_REJOINS=rejoins` and a short backoff; and the services built."""
+    build, built = stand_in_builder(outcomes)
+    monkeypatch.setattr("responder.service.rebuilds", lambda settings, **kwargs: build)
+    monkeypatch.setattr("responder.service.serve_rejoining", functools.partial(serve_rejoining, backoff=0.001))
+    monkeypatch.setenv("RESPONDER_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    monkeypatch.setenv("RESPONDER_FENCED_REJOINS", str(rejoins))
+    return CliRunner().invoke(app, ["run"]), built

@@ -58,9 +58,9 @@ def _plain_metavars(cmd: Any) -> None:
 ONE_LINE = (ConfigError, TimelineError, ChangelogError)
 """What no command handled ends as one red line each and exit 3: a setting, a runbook, a locked or broken timeline,
 and a changelog write that failed where no barrier made it a TimelineError (a chunk's offsets commit, an eviction's
-tombstones: refused for good, past its deadline, or revoked while it waited). A fence or a failed transaction alone,
-also ChangelogErrors, never come this far: `responder run` rejoins on them and exits 75 when they come too often;
-beside another error they are printed with it."""
+tombstones: refused for good, or revoked while it waited). A fence, a failed transaction or a write past its
+deadline alone, also ChangelogErrors, never come this far: `responder run` rejoins on them and exits 75 when they come
+too often; beside another error they are printed with it."""
 
 
 class Responder(TyperGroup):

@@ -88,7 +88,7 @@ class Changelog:
 
         Outside transactions the write is done by `until` (loop time; `deadline()` from now when None), or raises
         ChangelogWriteTimedOut, which fails the timeline's changelog barrier as any failed write does: nothing it
-        carried acts or is committed, and the service stops.
+        carried acts or is committed, and the service stops (and rejoins its group in-process: `rejoin_reason`).
         """
         records = [(key.encode(), None if s is None else s.model_dump_json().encode()) for key, s in slices.items()]
         if quotas is not None:

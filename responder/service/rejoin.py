@@ -20,7 +20,9 @@ cluster answered and was not ready within its deadline) once its settings reache
 started (`reached_kafka`, responder/service/running.py), as when a consumer rebuilt after a dead coordinator starts
 again during a cluster outage. The cluster is down, not the settings bad, so it is no bad setting (exit 3) but one
 more rejoin. A first service that never reached Kafka is not: a bootstrap never reached is a bad setting, and
-`responder run` exits 3 as before.
+`responder run` exits 3 as before. A changelog write outside transactions not acknowledged within its deadline
+(`ChangelogWriteTimedOut`, written to a partition the service owned) is the same cut-off Kafka, handled the same way
+since 2026-12-07 (exit 3 before).
 
 Only those are handled so: any other failure (a restore's ChangelogError, another ConfigError too), or a stop requested
 meanwhile, ends the loop as before. More than `rejoins` of them within an hour end it with the kind of the last one,
@@ -110,15 +112,16 @@ def _rejoining(health: MetricsServer, rejoin: int, rejoins: int, delay: float, r
 
 async def serve_rejoining(build: Callable[[Service | None], Service], *, rejoins: int, backoff: float = 1.0,
                           stop: asyncio.Event | None = None) -> None:
-    """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced or with a failed transaction,
-    or cannot reach Kafka once its settings reached it (built after a rejoin, or `reached_kafka`: `rejoin_reason`),
-    build and run a new one (`build(the dropped one)`, see `rebuilds`) after `backoff` seconds (doubled after each
-    rejoin, at most 10; `backoff` again when the one that failed was ready `HEALTHY_S`), at most `rejoins` times an
-    hour for all kinds together. A stop asked for meanwhile ends serving cleanly: the partitions are another
-    replica's already, or their uncommitted records are redone by their next owner, as after a crash. `stop`, when
-    given, is one more way to ask for it: setting it does what SIGTERM does (for a caller that must not signal its
-    own process, as a test under pytest-xdist). A metrics server the services share (`shares_metrics_server`) is
-    this loop's: it says "rejoining" between two services, and is stopped when serving ends, however it ends."""
+    """Run `build(None)` until SIGTERM or SIGINT, as `serve` does; when it ends fenced, with a failed transaction or
+    a changelog write past its deadline, or cannot reach Kafka once its settings reached it (built after a rejoin, or
+    `reached_kafka`: `rejoin_reason`), build and run a new one (`build(the dropped one)`, see `rebuilds`) after
+    `backoff` seconds (doubled after each rejoin, at most 10; `backoff` again when the one that failed was ready
+    `HEALTHY_S`), at most `rejoins` times an hour for all kinds together. A stop asked for meanwhile ends serving
+    cleanly: the partitions are another replica's already, or their uncommitted records are redone by their next
+    owner, as after a crash. `stop`, when given, is one more way to ask for it: setting it does what SIGTERM does
+    (for a caller that must not signal its own process, as a test under pytest-xdist). A metrics server the services
+    share (`shares_metrics_server`) is this loop's: it says "rejoining" between two services, and is stopped when
+    serving ends, however it ends."""
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     current: list[Service] = []

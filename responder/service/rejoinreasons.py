@@ -6,7 +6,7 @@ from __future__ import annotations
 import structlog
 
 from responder.errors import BrokerUnreachable
-from responder.errors_kafka import ReplicaFenced, StillUnreachable, TransactionFailed
+from responder.errors_kafka import ChangelogWriteTimedOut, ReplicaFenced, StillUnreachable, TransactionFailed
 from responder.exception_groups import only
 
 log = structlog.get_logger(__name__)
@@ -18,15 +18,19 @@ WHY = {"fenced": "a fence", "transaction_failed": "a failed changelog transactio
        "kafka_unreachable": "an unreachable Kafka cluster"}
 SAID = {"fenced": "fenced", "transaction_failed": "stopped by a failed changelog transaction",
         "kafka_unreachable": "cut off from Kafka after reaching it"}
-REJOINED = (ReplicaFenced, TransactionFailed)
-"""What any service that ended with it rejoins after; one whose settings reached Kafka also after BrokerUnreachable."""
+REJOINED = (ReplicaFenced, TransactionFailed, ChangelogWriteTimedOut)
+"""What any service that ended with it rejoins after; one whose settings reached Kafka also after BrokerUnreachable.
+A changelog write outside transactions that was not acknowledged within its deadline (ChangelogWriteTimedOut) is
+Kafka cut off after it was reached, as a transaction that failed so is: `kafka_unreachable` (exit 3 until 2026-12-07,
+as if a setting were wrong; the same outage with transactions rejoined)."""
 
 
 def rejoin_reason(exc: BaseException, *, rebuilt: bool = False) -> str | None:
     """Why a service that ended with `exc` is rebuilt, when every leaf, followed through its causes, is a
-    ReplicaFenced or a TransactionFailed, or, when its settings reached Kafka before (`rebuilt`: built after a rejoin,
-    or a client of it started: `reached_kafka`), a BrokerUnreachable: `fenced` when any is a fence (another replica
-    owns a partition: a zombie, the strongest diagnosis), else `transaction_failed` when any is one, else
+    ReplicaFenced, a TransactionFailed or a ChangelogWriteTimedOut (written to a partition it owned: its group was
+    joined, so Kafka was reached), or, when its settings reached Kafka before (`rebuilt`: built after a rejoin, or a
+    client of it started: `reached_kafka`), a BrokerUnreachable: `fenced` when any is a fence (another replica owns a
+    partition: a zombie, the strongest diagnosis), else `transaction_failed` when any is one, else
     `kafka_unreachable`. None (not rebuilt) when any leaf is anything else, or the BrokerUnreachable of a first
     service that never reached Kafka (a bad bootstrap: exit 3). A dead letter not sent whose drain a fence ended (a
     `Drained` group, responder/ingest/lanefailures.py) is left out: the fence decides, the record is read again."""
@@ -48,7 +52,8 @@ def stopped(reason: str, exc: BaseException) -> None:
                     detail="its uncommitted records are redone by the partition's next owner, as after a crash")
     else:
         log.warning("replica_unreachable_while_stopping", error=error_line(exc),
-                    detail="Kafka is still unreachable: not waiting for it; the next start tries again")
+                    detail="Kafka cut off (unreachable, or a changelog write past its deadline): not waiting for it; "
+                                "the next start tries again")
 
 
 def exhausted(reasons: list[str], rejoins: int, last: str) -> ReplicaFenced | TransactionFailed:
@@ -66,7 +71,8 @@ def exhausted(reasons: list[str], rejoins: int, last: str) -> ReplicaFenced | Tr
                      error=last, detail="Kafka stayed unreachable through more rejoins than fenced_rejoins allows: "
                                         "exiting for the supervisor")
         return StillUnreachable(message + "Kafka is still unreachable though these settings reached it before (the "
-                                f"cluster down?); start it again once it is back. The last: {last}")
+                                "cluster down, or a partition short of in-sync replicas?); start it again once it is "
+                                f"back. The last: {last}")
     log.critical("replica_transaction_failed_exiting", rejoins_in_window=len(reasons), rejoins=rejoins, counts=counts,
                  detail="rejoined more often than fenced_rejoins allows: exiting for the supervisor")
     return TransactionFailed(message + "its changelog transactions keep failing (a broker or the cluster down?); "
@@ -74,8 +80,8 @@ def exhausted(reasons: list[str], rejoins: int, last: str) -> ReplicaFenced | Tr
 
 
 def error_line(exc: BaseException) -> str:
-    """The first leaf of `exc` that is a fence, a failed transaction or an unreachable Kafka (followed through its
-    causes), as a line."""
+    """The first leaf of `exc` that is a fence, a failed transaction, a changelog write past its deadline or an
+    unreachable Kafka (followed through its causes), as a line."""
     found = only(exc, (*REJOINED, BrokerUnreachable), causes=True, deciding=True)
     first: BaseException = found[0] if found else exc
     return f"{type(first).__name__}: {first}"

@@ -6,21 +6,25 @@ first one after a client of it started, is one more rejoin, within the same hour
 from __future__ import annotations
 
 import asyncio
-import functools
 from pathlib import Path
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
-from typer.testing import CliRunner
 
-from responder.cli import app
 from responder.errors import BrokerUnreachable, TopicRefused
 from responder.errors_kafka import StillUnreachable, TransactionFailed
 from responder.exception_groups import only
 from responder.service import Service, rejoin_reason, serve_rejoining
 from responder.settings import Settings
-from tests.rejoin_kit import StandInService, fenced_error, lane_failed, readyz_while_rejoining, stand_in_builder
+from tests.rejoin_kit import (
+    StandInService,
+    fenced_error,
+    lane_failed,
+    readyz_while_rejoining,
+    run_rejoining,
+    stand_in_builder,
+)
 
 _DOWN = ("cannot reach Kafka at 127.0.0.1:9092 (AIOKafkaProducer): no answer in 30s: Connect call failed "
          "(check RESPONDER_KAFKA_BOOTSTRAP; RESPONDER_KAFKA_CONNECT_TIMEOUT sets the wait)")
@@ -167,12 +171,7 @@ def test_readyz_says_an_unreachable_kafka_is_why_it_rejoins(tmp_path):
 
 def test_run_exits_75_when_kafka_stays_unreachable_through_the_rejoins(monkeypatch):
     """`responder run` with Kafka unreachable through the rejoins prints one line naming the broker and exits 75."""
-    build, built = stand_in_builder([lane_failed(), _at_start(), None])
-    monkeypatch.setattr("responder.service.rebuilds", lambda settings, **kwargs: build)
-    monkeypatch.setattr("responder.service.serve_rejoining", functools.partial(serve_rejoining, backoff=0.001))
-    monkeypatch.setenv("RESPONDER_KAFKA_BOOTSTRAP", "127.0.0.1:9")
-    monkeypatch.setenv("RESPONDER_FENCED_REJOINS", "1")
-    result = CliRunner().invoke(app, ["run"])
+    result, built = run_rejoining(monkeypatch, [lane_failed(), _at_start(), None])
     assert result.exit_code == 75, result.output
     assert "cut off from Kafka after reaching it 1 time" in result.output
     assert "Traceback" not in result.output
