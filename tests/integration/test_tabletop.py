@@ -24,6 +24,7 @@ PLAYBOOKS = ROOT / "playbooks"
 
 def _run(*args: str) -> tuple[int, dict]:
     result = CliRunner().invoke(app, ["tabletop", "run", "--runbooks", str(ROOT / "runbooks"), "--json", *args])
+    assert result.stdout.strip(), (result.exit_code, result.output, repr(result.exception))  # what failed, if not JSON
     return result.exit_code, json.loads(result.stdout.strip().splitlines()[-1])
 
 
