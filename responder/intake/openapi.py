@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from responder.intake.connections import MAX_HEAD_BYTES, MAX_HEADERS
 from responder.intake.problems import TITLES
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -25,6 +26,13 @@ def _text(description: str, *statuses: int) -> dict[str, Any]:
     return {str(s): ok if s == 200 else {**ok, "description": "not ready"} for s in statuses}
 
 
+PAYLOAD = {"description": "a SIEM's native payload (Splunk, Sentinel, Datadog, Alertmanager, Google SecOps, ...)",
+           "type": ["object", "array"]}
+CONNECTION_LEVEL = (f"Answers sent before a request is read have no body and belong to no operation: 408 (request "
+                    f"head too slow), 414 and 431 (request head over {MAX_HEAD_BYTES // 1024} KiB or {MAX_HEADERS} "
+                    "fields), 400 (not HTTP), 503 (over intake_max_connections). Any operation may answer 500 "
+                    "internal-error on an unexpected error.")
+
 POST_EVENT: dict[str, Any] = {
     "operationId": "postEvent",
     "summary": "Accept one SIEM webhook; 202 only after Kafka acknowledged it",
@@ -39,9 +47,8 @@ POST_EVENT: dict[str, Any] = {
         _header("webhook-signature", "Standard Webhooks `v1,<base64>` signatures"),
         _header("traceparent", "W3C trace context, carried to Kafka"),
     ],
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "description": "a SIEM's native payload (Splunk, Sentinel, Datadog, Alertmanager, Google SecOps, ...)",
-        "type": ["object", "array"]}}}},
+    "requestBody": {"required": True, "description": "any media type ending in `+json` is taken too; others are 415",
+                    "content": {media: {"schema": PAYLOAD} for media in ("application/json", "text/json")}},
     "responses": {
         "202": {"description": "acknowledged by Kafka (or a redelivery of an acknowledged alert)",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
@@ -51,7 +58,8 @@ POST_EVENT: dict[str, Any] = {
                          "authenticated intake source without `format`"),
         "404": _problem("unknown source"),
         "405": _problem("method not allowed"),
-        "408": _problem("body not received in time"),
+        "408": _problem("body not received in time (a request head not received in time is answered 408 with no "
+                        "body, before any operation is known)"),
         "409": _problem("replayed delivery"),
         "413": _problem("body too large"),
         "415": _problem("not JSON content"),
@@ -63,11 +71,11 @@ POST_EVENT: dict[str, Any] = {
 
 
 def openapi_document() -> dict[str, Any]:
-    """The document: one POST route plus health, readiness and metrics."""
+    """The document: one POST route plus health, readiness, metrics and this document."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "responder intake", "version": "1",
-                 "description": "SIEM webhooks in, Kafka records out (docs/intake.md)."},
+                 "description": f"SIEM webhooks in, Kafka records out (docs/intake.md). {CONNECTION_LEVEL}"},
         "paths": {
             "/v1/events/{source}": {"post": POST_EVENT},
             "/healthz": {"get": {"operationId": "healthz", "summary": "the process answers",
@@ -76,6 +84,9 @@ def openapi_document() -> dict[str, Any]:
                                 "responses": _text("ready", 200, 503)}},
             "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus text format",
                                  "responses": _text("metrics", 200)}},
+            "/openapi.json": {"get": {"operationId": "openapi", "summary": "this document",
+                                      "responses": {"200": {"description": "the OpenAPI 3.1 document", "content": {
+                                          "application/json": {"schema": {"type": "object"}}}}}}},
         },
         "components": {
             "securitySchemes": {
