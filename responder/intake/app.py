@@ -47,9 +47,9 @@ class Intake:
             raise ConfigError("intake_sources: no source configured (RESPONDER_INTAKE_SOURCES)")
         for name, src in settings.intake_sources.items():  # else every delivery from it is 422, and SIEMs drop 4xx
             if src.format is not None and not known(src.format):
-                valid = sorted({*formats(), *(f.family for f in formats().values())})
-                raise ConfigError(f"intake_sources.{name}.format: {src.format!r} is not a known format or family; "
-                                  f"valid: {', '.join(valid)}")
+                valid = sorted({*formats(), *(n for f in formats().values() for n in (f.family, f.source))})
+                raise ConfigError(f"intake_sources.{name}.format: {src.format!r} is not a known format, family or "
+                                  f"event source; valid: {', '.join(valid)}")
         self.settings = settings
         self.sender = sender
         self.auth = {name: SourceAuth(name, src) for name, src in settings.intake_sources.items()}

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 import structlog
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -66,9 +66,13 @@ class Problem(Exception):
 
 class InternalErrors:
     """ASGI middleware: an exception escaping a request is answered `500 internal-error` (a problem document) and
-    logged as one `intake_internal_error` line: its type and where it was raised, never its text (it may hold
-    request data) nor a traceback. Starlette's own handler, outside this one, would answer `text/plain` and
-    re-raise for uvicorn to log the traceback. `counted(scope)` counts it."""
+    logged as one `intake_internal_error` line: its type and its traceback's frames (file, line, function), never
+    its text (it may hold request data). Starlette's own handler, outside this one, would answer `text/plain` and
+    re-raise for uvicorn to log the traceback. `counted(scope)` counts it.
+
+    A client that hung up before its body was received (starlette's `ClientDisconnect`) is no error: nothing can
+    be answered, it is logged `intake_client_disconnected` (info) and not counted. `answered` is false when the
+    answer had begun or the client had gone (the app received `http.disconnect`): nothing is sent then."""
 
     def __init__(self, app: ASGIApp, counted: Callable[[Scope], None]) -> None:
         self.app = app
@@ -78,21 +82,29 @@ class InternalErrors:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
+        started = gone = False
 
         async def sending(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)
 
+        async def receiving() -> Message:
+            nonlocal gone
+            message = await receive()
+            gone = gone or message["type"] == "http.disconnect"
+            return message
+
         try:
-            await self.app(scope, receive, sending)
-        except Exception as exc:  # noqa: BLE001 - the catch-all: every request is answered, no traceback logged
-            frames = traceback.extract_tb(exc.__traceback__)
-            where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno} {frames[-1].name}" if frames else "?"
-            log.error("intake_internal_error", error=type(exc).__name__, where=where, path=scope.get("path"),
-                      answered=not started)
+            await self.app(scope, receiving, sending)
+        except ClientDisconnect:
+            log.info("intake_client_disconnected", path=scope.get("path"))
+        except Exception as exc:  # noqa: BLE001 - the catch-all: every request is answered, no message logged
+            frames = [f"{f.filename}:{f.lineno} {f.name}" for f in traceback.extract_tb(exc.__traceback__)]
+            answering = not started and not gone  # else uvicorn closes the unfinished answer, or the client left
+            log.error("intake_internal_error", error=type(exc).__name__, where=frames[-1] if frames else "?",
+                      frames=frames, path=scope.get("path"), answered=answering)
             self.counted(scope)
-            if not started:  # else uvicorn closes the connection of the unfinished answer
+            if answering:
                 problem = Problem(500, "internal-error", "the intake failed to handle this request", CLOSE)
                 await problem.response(scope.get("path", ""))(scope, receive, send)

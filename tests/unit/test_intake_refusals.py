@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from starlette.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
 from structlog.testing import capture_logs
 
 from responder.errors import ConfigError
 from responder.intake import Intake, create_app
 from responder.intake.limits import read_body
-from responder.intake.problems import Problem
+from responder.intake.problems import InternalErrors, Problem
+from responder.normalise import registry
+from responder.normalise.registry import Format, detect
 from tests.intake_kit import HMAC_NEW, FakeSender, corpus, intake_settings, webhook_headers
 
 JSON = {"content-type": "application/json"}
@@ -55,7 +58,7 @@ async def test_a_content_length_of_5000_digits_is_compared_without_int() -> None
 @pytest.mark.parametrize(("path", "source"), [("/v1/events/open", "open"), ("/metrics", "unknown")])
 def test_an_unexpected_exception_is_a_counted_problem_500_and_one_log_line(
         path: str, source: str, client: TestClient, intake: Intake, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any exception escaping a request is a problem+json 500, counted, logged once without its text or traceback."""
+    """Any exception escaping a request is a problem+json 500, counted, logged once without its text."""
 
     def broken(*_args: object) -> None:
         raise RuntimeError("secret-looking detail")
@@ -71,6 +74,54 @@ def test_an_unexpected_exception_is_a_counted_problem_500_and_one_log_line(
     assert [(e["event"], e["error"]) for e in errors] == [("intake_internal_error", "RuntimeError")]
     assert "secret-looking" not in repr(errors)
     assert "exc_info" not in errors[0]
+
+
+def test_an_unexpected_exception_is_logged_with_its_frames_but_not_its_message(
+        client: TestClient, intake: Intake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The intake_internal_error line lists the traceback's frames, from the handler to the raise, not the message."""
+    detail = "secret-looking detail"
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError(detail)
+
+    monkeypatch.setattr(intake.limits["open"], "take", broken)
+    with capture_logs() as logs:
+        client.post("/v1/events/open", content=corpus("splunk"), headers=JSON)
+    [error] = [e for e in logs if e["event"] == "intake_internal_error"]
+    names = [frame.rsplit(" ", 1)[1] for frame in error["frames"]]
+    assert names[-3:] == ["post_event", "accept", "broken"]
+    assert error["where"] == error["frames"][-1]
+    assert "secret-looking" not in repr(error)
+
+
+async def test_an_error_after_the_client_left_is_logged_as_not_answered() -> None:
+    """A bug raised after the app received http.disconnect is logged answered=False, counted, and nothing is sent."""
+    sent: list[Message] = []
+    counted: list[Scope] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        raise RuntimeError("after the client left")
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    with capture_logs() as logs:
+        await InternalErrors(app, counted.append)({"type": "http", "path": "/v1/events/open"}, receive, send)
+    assert [(e["event"], e["answered"]) for e in logs] == [("intake_internal_error", False)]
+    assert (len(counted), sent) == (1, [])
+
+
+def test_a_source_format_may_name_an_event_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source `format` naming the event source of a decoder starts the intake, as detection pinned to it works."""
+    fake = Format("acme.alerts", lambda doc: "acme" in doc, lambda doc: [], "acme-siem", frozenset())
+    monkeypatch.setitem(registry._FORMATS, fake.name, fake)
+    sources = {"acme": {"auth": "open", "format": "acme-siem"}}
+    Intake(intake_settings(intake_sources=sources, intake_signing_key_id=None), FakeSender())
+    assert detect({"acme": 1}, only="acme-siem") is fake
 
 
 def test_a_replayed_delivery_does_not_spend_the_source_rate(intake: Intake) -> None:
