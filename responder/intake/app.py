@@ -16,9 +16,11 @@ import structlog
 from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Scope
 
 from responder.errors import BrokerUnavailable, ConfigError, EventRejected
 from responder.intake.auth import TOLERANCE_S, SourceAuth
@@ -26,10 +28,10 @@ from responder.intake.deliveries import Deliveries
 from responder.intake.limits import RateLimiter, check_depth, read_body
 from responder.intake.metrics import IntakeMetrics
 from responder.intake.openapi import openapi_document
-from responder.intake.problems import CLOSE, Problem
+from responder.intake.problems import CLOSE, InternalErrors, Problem
 from responder.intake.produce import RecordProducer, Sender, check_pinned
 from responder.intake.records import records_for, webhook_delivery
-from responder.normalise import decode_doc
+from responder.normalise import decode_doc, formats, known
 from responder.settings import Settings
 from responder.tracing import extract, outgoing, span
 
@@ -43,6 +45,11 @@ class Intake:
     def __init__(self, settings: Settings, sender: Sender) -> None:
         if not settings.intake_sources:
             raise ConfigError("intake_sources: no source configured (RESPONDER_INTAKE_SOURCES)")
+        for name, src in settings.intake_sources.items():  # else every delivery from it is 422, and SIEMs drop 4xx
+            if src.format is not None and not known(src.format):
+                valid = sorted({*formats(), *(n for f in formats().values() for n in (f.family, f.source))})
+                raise ConfigError(f"intake_sources.{name}.format: {src.format!r} is not a known format, family or "
+                                  f"event source; valid: {', '.join(valid)}")
         self.settings = settings
         self.sender = sender
         self.auth = {name: SourceAuth(name, src) for name, src in settings.intake_sources.items()}
@@ -78,10 +85,10 @@ class Intake:
         body = await read_body(request.stream(), request.headers.get("content-length"), s.intake_max_body_bytes,
                                s.intake_read_timeout_s)
         caller = auth.check(request.headers, request.query_params, body)
-        self.limits[source].take()  # after authentication: nobody else can spend a source's rate
         replay_key = f"{source}\x1f{caller.webhook_id}.{caller.webhook_timestamp}" if caller.webhook_id else None
-        if replay_key is not None and self.replays.seen(replay_key):
+        if replay_key is not None and self.replays.seen(replay_key):  # before the rate: a replay spends none of it
             raise Problem(409, "replayed", "this webhook-id and webhook-timestamp were already delivered")
+        self.limits[source].take()  # after authentication: nobody else can spend a source's rate
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -154,6 +161,7 @@ async def _http_problem(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, HTTPException):  # registered for HTTPException only
         raise exc
     slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "not-found")
+    request.app.state.metrics.refused(slug)  # no source's handler ran: labelled `unknown`
     return Problem(exc.status_code, slug, str(exc.detail), dict(exc.headers or {})).response(request.url.path)
 
 
@@ -176,4 +184,12 @@ def create_app(intake: Intake) -> Starlette:
         Route("/metrics", intake.metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", intake.openapi, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_problem}, lifespan=lifespan)
+
+    def counted(scope: Scope) -> None:
+        source = scope.get("path_params", {}).get("source")
+        intake.metrics.refused("internal-error", source if source in intake.auth else "unknown")
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_problem}, lifespan=lifespan,
+                    middleware=[Middleware(InternalErrors, counted=counted)])
+    app.state.metrics = intake.metrics
+    return app

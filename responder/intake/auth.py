@@ -24,6 +24,7 @@ from responder.intake.problems import Problem
 from responder.intake_config import IntakeSource
 
 TOLERANCE_S = 300
+MAX_TIMESTAMP_CHARS = 12  # unix seconds have 10 digits until the year 2286; a longer one is never within TOLERANCE_S
 MIN_SECRET_BYTES = 16  # 128 bits; Standard Webhooks senders issue 24-64 random bytes
 
 
@@ -107,6 +108,8 @@ class SourceAuth:
         wid, ts, sig = (headers.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature"))
         if not wid or not ts or not sig:
             raise _unauthenticated("missing webhook-id, webhook-timestamp or webhook-signature")
+        if len(ts) > MAX_TIMESTAMP_CHARS:  # before int(): 400 digits parse, then overflow a float
+            raise Problem(401, "stale-timestamp", f"webhook-timestamp is more than {TOLERANCE_S}s from now")
         try:
             sent = int(ts)
         except ValueError:

@@ -1,4 +1,5 @@
-"""Connection limits uvicorn does not enforce: a deadline for the request head, and a bound on open connections.
+"""Connection limits uvicorn does not enforce: a deadline for the request head, a bound on open connections, a
+client that does not read its answers; over the head and trailers' size cap (`responder.intake.headcap`).
 
 uvicorn times only the idle gap between keep-alive requests, and any byte received cancels that timer: a client
 that connects and sends nothing, trickles header lines, sends bare CRLFs after a response, or trickles the body of
@@ -11,36 +12,35 @@ a request answered before its body was read, holds its connection (a file descri
   request is answered (uvicorn stops reading meanwhile);
 * a request answered before its body was fully received is not kept alive: the connection is closed after the
   answer (the intake's own early answers say `connection: close`);
+* a request head or a chunked body's trailers over the size cap: `431` or `414` (`responder.intake.headcap`);
 * a connection over `intake_max_connections` open at once is answered `503` and closed at once;
 * a client that stops reading its answers (pipelined requests it never reads: uvicorn then waits for the write to
   drain, with no timeout, and times nothing else) has `intake_read_timeout_s` to read again once the server's
   write buffer is full, else the connection is dropped.
 
-This relies on uvicorn's `HttpToolsProtocol` internals (`cycle`, `pipeline`, `on_response_complete`,
-`_unset_keepalive_if_required`): pyproject.toml caps uvicorn to the versions checked.
+Each answer here has no body and is counted by `refused(reason)` (`responder_intake_rejected_total`), as is
+uvicorn's own `400` to a request it cannot parse. This relies on uvicorn's `HttpToolsProtocol` internals (listed
+in pyproject.toml, which caps uvicorn and httptools to the versions checked).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import structlog
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from responder.intake.headcap import CappedProtocol, answer, uncounted
 
 log = structlog.get_logger(__name__)
 
-
-def _answer(status: bytes, extra: bytes = b"") -> bytes:
-    return b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\nconnection: close\r\n" + extra + b"\r\n"
-
-
-HEAD_TIMEOUT = _answer(b"408 Request Timeout")
-TOO_MANY = _answer(b"503 Service Unavailable", b"retry-after: 1\r\n")
+HEAD_TIMEOUT = answer(b"408 Request Timeout")
+TOO_MANY = answer(b"503 Service Unavailable", b"retry-after: 1\r\n")
 
 
-class GuardedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a request-head deadline and a connection bound (class attributes)."""
+class GuardedProtocol(CappedProtocol):
+    """The capped protocol with a request-head deadline and a connection bound (class attributes)."""
 
     head_timeout_s: float = 10.0
     max_connections: int = 512
@@ -49,21 +49,17 @@ class GuardedProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._head_timer: asyncio.TimerHandle | None = None
         self._stall_timer: asyncio.TimerHandle | None = None
-        self._in_head = False  # the parser is inside a request head
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Count the connection; over the bound answer 503 and close, else start the head deadline."""
         super().connection_made(transport)
         if len(self.connections) > self.max_connections:
             log.warning("intake_connection_refused", open=len(self.connections), limit=self.max_connections)
+            self.refused("too-many-connections")
             transport.write(TOO_MANY)
             transport.close()
             return
         self._arm()
-
-    def _busy(self) -> bool:
-        """A request is being answered, or waits behind one (the app times its body, uvicorn pauses reading)."""
-        return (self.cycle is not None and not self.cycle.response_complete) or bool(self.pipeline)
 
     def _arm(self) -> None:
         if self._head_timer is None:
@@ -83,25 +79,35 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_timer = None
         if not self.transport.is_closing():
             log.info("intake_head_timeout", timeout_s=self.head_timeout_s)
+            self.refused("slow-client")
             self.transport.write(HEAD_TIMEOUT)
             self.transport.close()
 
+    def _too_large(self, refusal: bytes, reason: str) -> None:
+        """The connection is closed: no deadline for it."""
+        self._disarm()
+        super()._too_large(refusal, reason)
+
     def data_received(self, data: bytes) -> None:
         """Any byte while no request runs (uvicorn cancels its keep-alive timer on it) starts the head deadline."""
+        if self._cut:
+            return
         if not self._busy():
             self._arm()
         super().data_received(data)
 
     def on_message_begin(self) -> None:
         """A request starts: its head is timed now, or once the requests ahead of it are answered."""
-        self._in_head = True
+        if self._cut:
+            return
         if not self._busy():
             self._arm()
         super().on_message_begin()
 
     def on_headers_complete(self) -> None:
-        """The head arrived in time: the body is timed by the app (`read_body`)."""
-        self._in_head = False
+        """The head arrived in time and within its size: the body is timed by the app (`read_body`)."""
+        if self._cut:
+            return
         self._disarm()
         super().on_headers_complete()
 
@@ -140,7 +146,9 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
 
-def guarded_protocol(head_timeout_s: float, max_connections: int) -> type[GuardedProtocol]:
-    """A GuardedProtocol class with these limits (uvicorn instantiates the class per connection)."""
+def guarded_protocol(head_timeout_s: float, max_connections: int,
+                     refused: Callable[[str], None] = uncounted) -> type[GuardedProtocol]:
+    """A GuardedProtocol class with these limits and this refusal counter (uvicorn instantiates it per connection)."""
     return type("IntakeProtocol", (GuardedProtocol,), {"head_timeout_s": head_timeout_s,
-                                                       "max_connections": max_connections})
+                                                       "max_connections": max_connections,
+                                                       "refused": staticmethod(refused)})

@@ -27,6 +27,10 @@ class IntakeMetrics:
         self.duplicates = Counter("responder_intake_duplicates", "Redeliveries acknowledged without producing",
                                   ["source"], registry=r)
 
+    def refused(self, reason: str, source: str = "unknown") -> None:
+        """Count a refusal that no source's request handler answered (routing, connection limits, errors)."""
+        self.rejected.labels(source, reason).inc()
+
     def value(self, name: str, **labels: str) -> float:
         """The current value of a sample, 0 when absent."""
         got = self.registry.get_sample_value(name, labels)

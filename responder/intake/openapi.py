@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from responder.intake.headcap import MAX_HEAD_BYTES, MAX_HEADERS
 from responder.intake.problems import TITLES
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -16,14 +17,26 @@ def _problem(description: str, retry_after: bool = False) -> dict[str, Any]:
     return answer
 
 
+INTERNAL_ERROR = {"500": _problem("an unexpected error (a bug), logged as intake_internal_error")}
+
+
 def _header(name: str, description: str) -> dict[str, Any]:
     return {"name": name, "in": "header", "required": False, "description": description, "schema": {"type": "string"}}
 
 
 def _text(description: str, *statuses: int) -> dict[str, Any]:
     ok = {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
-    return {str(s): ok if s == 200 else {**ok, "description": "not ready"} for s in statuses}
+    return {**{str(s): ok if s == 200 else {**ok, "description": "not ready"} for s in statuses}, **INTERNAL_ERROR}
 
+
+PAYLOAD = {"description": "a SIEM's native payload (Splunk, Sentinel, Datadog, Alertmanager, Google SecOps, ...)",
+           "type": ["object", "array"]}
+CONNECTION_LEVEL = (f"Answers sent before a request is read have no body and belong to no operation: 408 (request "
+                    f"head too slow), 414 and 431 (request head over {MAX_HEAD_BYTES // 1024} KiB or {MAX_HEADERS} "
+                    "fields), 400 (not HTTP), 503 (over intake_max_connections). "
+                    "Routing answers before any operation: 404 not-found for a path not listed here, 405 "
+                    "method-not-allowed (with Allow) for a method a path does not take; both problem documents. "
+                    "Every operation may answer 500 internal-error (a problem document) on an unexpected error.")
 
 POST_EVENT: dict[str, Any] = {
     "operationId": "postEvent",
@@ -39,9 +52,8 @@ POST_EVENT: dict[str, Any] = {
         _header("webhook-signature", "Standard Webhooks `v1,<base64>` signatures"),
         _header("traceparent", "W3C trace context, carried to Kafka"),
     ],
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "description": "a SIEM's native payload (Splunk, Sentinel, Datadog, Alertmanager, Google SecOps, ...)",
-        "type": ["object", "array"]}}}},
+    "requestBody": {"required": True, "description": "any media type ending in `+json` is taken too; others are 415",
+                    "content": {media: {"schema": PAYLOAD} for media in ("application/json", "text/json")}},
     "responses": {
         "202": {"description": "acknowledged by Kafka (or a redelivery of an acknowledged alert)",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
@@ -50,24 +62,27 @@ POST_EVENT: dict[str, Any] = {
         "403": _problem("an event source of require_signature (any, with `*` or the target topic there) from an "
                          "authenticated intake source without `format`"),
         "404": _problem("unknown source"),
-        "405": _problem("method not allowed"),
-        "408": _problem("body not received in time"),
+        "408": _problem("body not received in time (a request head not received in time is answered 408 with no "
+                        "body, before any operation is known)"),
         "409": _problem("replayed delivery"),
         "413": _problem("body too large"),
         "415": _problem("not JSON content"),
         "422": _problem("not JSON, or no decoder accepts it"),
         "429": _problem("rate limited", retry_after=True),
+        "431": {"description": f"a chunked body's trailers over {MAX_HEAD_BYTES // 1024} KiB or {MAX_HEADERS} fields "
+                               "(no body; the connection is closed)"},
         "503": _problem("Kafka did not acknowledge", retry_after=True),
+        **INTERNAL_ERROR,
     },
 }
 
 
 def openapi_document() -> dict[str, Any]:
-    """The document: one POST route plus health, readiness and metrics."""
+    """The document: one POST route plus health, readiness, metrics and this document."""
     return {
         "openapi": "3.1.0",
         "info": {"title": "responder intake", "version": "1",
-                 "description": "SIEM webhooks in, Kafka records out (docs/intake.md)."},
+                 "description": f"SIEM webhooks in, Kafka records out (docs/intake.md). {CONNECTION_LEVEL}"},
         "paths": {
             "/v1/events/{source}": {"post": POST_EVENT},
             "/healthz": {"get": {"operationId": "healthz", "summary": "the process answers",
@@ -76,6 +91,9 @@ def openapi_document() -> dict[str, Any]:
                                 "responses": _text("ready", 200, 503)}},
             "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus text format",
                                  "responses": _text("metrics", 200)}},
+            "/openapi.json": {"get": {"operationId": "openapi", "summary": "this document",
+                                      "responses": {"200": {"description": "the OpenAPI 3.1 document", "content": {
+                                          "application/json": {"schema": {"type": "object"}}}}, **INTERNAL_ERROR}}},
         },
         "components": {
             "securitySchemes": {

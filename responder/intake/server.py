@@ -1,7 +1,7 @@
 """Run the intake under uvicorn (no access log: a url-token source carries its secret in the query string).
 
-The HTTP protocol is uvicorn's httptools one with a request-head deadline and a bound on open connections
-(`responder.intake.connections`).
+The HTTP protocol is uvicorn's httptools one with a request-head deadline and size cap and a bound on open
+connections (`responder.intake.connections`), its refusals counted in the intake's metrics.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def server(intake: Intake, host: str, port: int) -> uvicorn.Server:
     s = intake.settings
     config = uvicorn.Config(create_app(intake), host=host, port=port, access_log=False, log_config=None,
                             server_header=False, timeout_keep_alive=5, timeout_graceful_shutdown=10,
-                            lifespan="on", http=guarded_protocol(s.intake_read_timeout_s, s.intake_max_connections))
+                            lifespan="on", http=guarded_protocol(s.intake_read_timeout_s, s.intake_max_connections,
+                                                                 intake.metrics.refused))
     return uvicorn.Server(config)
 
 

@@ -115,8 +115,9 @@ def formats() -> Mapping[str, Format]:
 
 
 def known(name: str) -> bool:
-    """Whether `name` is a registered format or family (valid in `topic_formats`)."""
-    return name in _FORMATS or any(f.family == name for f in _FORMATS.values())
+    """Whether `name` is a registered format, family or event source: what `detect(only=...)` takes (valid in
+    `topic_formats` and an intake source's `format`)."""
+    return name in _FORMATS or any(name in (f.family, f.source) for f in _FORMATS.values())
 
 
 def _first(doc: Any, candidates: Iterable[Format]) -> Format | None:

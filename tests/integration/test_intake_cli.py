@@ -30,9 +30,10 @@ def test_demo_via_webhook_contains_the_key(tmp_path):
     ('{"splunk": {"auth": "url-token"}}', b"intake_sources.splunk"),
     ('{"splunk": {"keys": {"a": "b"}}}', b"auth"),
     ("{}", b"intake_sources"),
+    ('{"splunk": {"auth": "open", "format": "splnk"}}', b"intake_sources.splunk.format: 'splnk'"),
 ])
-def test_intake_refuses_to_start_without_source_auth(sources: str, expected: bytes):
-    """A source with no auth (or no keys for its method) stops `responder intake` with exit 3 and one line."""
+def test_intake_refuses_to_start_on_bad_source_settings(sources: str, expected: bytes):
+    """A source with no auth, no keys for its method or an unknown format stops `responder intake`: exit 3, one line."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")},
            "RESPONDER_KAFKA_BOOTSTRAP": "127.0.0.1:9", "RESPONDER_INTAKE_SOURCES": sources,
            "RESPONDER_EVENT_SIGNING_KEYS": '{"i": "s"}', "RESPONDER_INTAKE_SIGNING_KEY_ID": "i"}
