@@ -15,7 +15,8 @@ only chooses the partition, so the same incident key still lands on one, and the
   body is a replay, refused before splitting (`webhook_delivery`, remembered once per delivery);
 * an Alertmanager group becomes one record per alert (the group with that alert only), each keyed by its own
   incident key and deduplicated on groupKey + status + fingerprint (else its event id) + startsAt;
-* a Splunk alert is deduplicated on its search id (`sid`), when it is one (`assemble.given_id`);
+* a Splunk alert is deduplicated on its search id (`sid`), when it is one (`assemble.given_id`), and its `result`: a
+  search sends every result it alerts on under one `sid` (real-time, "for each result"), each a distinct alert;
 * anything else on the decoded event ids of each record.
 """
 
@@ -125,6 +126,7 @@ def records_for(source: str, body: bytes, doc: Any, events: list[Event], webhook
         return _alertmanager(source, body, doc, events)
     sid = given_id(doc.get("sid")) if isinstance(doc, dict) and events[0].source == "splunk" else None
     if sid is not None:  # a blank, boolean or `digest:` sid is none (as in the decoder): the event ids below are
-        return [Record(body, kafka_key(events[0].incident_key), f"splunk:{_hash(source, sid)}", None)]
+        result = orjson.dumps(doc.get("result"), option=orjson.OPT_SORT_KEYS).decode()  # a redelivery's is the same
+        return [Record(body, kafka_key(events[0].incident_key), f"splunk:{_hash(source, sid, result)}", None)]
     return [Record(value, key, "ev:" + _hash(source, *sorted(e.id for e in evs)), None)
             for key, value, evs in _parts(body, doc, events, fmt)]

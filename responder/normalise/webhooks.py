@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from responder.models.event import Event, Resource, ResourceKind, Severity
+import orjson
+
+from responder.models.event import Event, Resource, ResourceKind, Severity, stable_id
 from responder.normalise.assemble import each_part, given_id, make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
@@ -47,6 +49,17 @@ def _principal(result: dict[str, Any]) -> list[Resource | None]:
 SPLUNK_ATTRIBUTES = ("app", "owner", "results_link", "log_source", "sourcetype", "raw_line")
 
 
+def _splunk_id(doc: dict[str, Any]) -> str:
+    """`<sid>#<hash of the result>`: one search job (one `sid`) alerts on each of its results (real-time, "for each
+    result"), and two of its results must not be one event (the second a repeat of the first in their incident); a
+    redelivery of one result keeps it. The record's own digest when the `sid` is no id (`given_id`)."""
+    sid = given_id(doc["sid"])
+    if sid is None:
+        return raw_id("splunk", doc)
+    # never a derived id: a `sid` never starts with `digest:` (`given_id`), and `#` is no character of that prefix
+    return f"{sid}#{stable_id('splunk', orjson.dumps(doc.get('result'), option=orjson.OPT_SORT_KEYS).decode())[:16]}"
+
+
 @decoder("splunk", _is_splunk, attributes=SPLUNK_ATTRIBUTES)
 def decode_splunk(doc: Any) -> list[Event]:
     """A Splunk 'webhook' alert action body; severity from the result's `severity`/`urgency`, else medium."""
@@ -54,7 +67,7 @@ def decode_splunk(doc: Any) -> list[Event]:
     when, inferred = time_or_received(result.get("_time"))
     word = result.get("severity") or result.get("urgency")
     return [make_event(
-        id=given_id(doc["sid"]) or raw_id("splunk", doc),
+        id=_splunk_id(doc),
         source="splunk",
         type=str(doc["search_name"]),
         severity=severity_from_label(word, default=5.0),

@@ -1,5 +1,6 @@
-"""The intake's delivery keys never make two distinct alerts without a usable id one delivery (the second dropped as
-a sender's retry): a blank or non-text Splunk `sid`, an Alertmanager alert without a fingerprint."""
+"""The intake's delivery keys never make two distinct alerts one delivery (the second dropped as a sender's retry): a
+blank or non-text Splunk `sid`, two results of one Splunk search (one `sid`), an Alertmanager alert without a
+fingerprint."""
 
 from __future__ import annotations
 
@@ -48,6 +49,23 @@ def test_two_splunk_alerts_without_a_usable_sid_are_both_produced(sid: Any, clie
     assert _post(client, docs[1]) == {"produced": 0, "duplicates": 1}
 
 
+def test_two_results_of_one_splunk_search_are_both_produced(client: TestClient, sender: FakeSender) -> None:
+    """Each result of one search (one `sid`) is produced with its own event id; only a redelivery of one duplicates."""
+    first = orjson.loads(corpus("splunk"))
+    second = {**first, "result": {**first["result"], "host": "other-host", "_raw": "another result row"}}
+    same_host = {**first, "result": {**first["result"], "_raw": "a third row, same host and incident key"}}
+    assert _post(client, first) == {"produced": 1, "duplicates": 0}
+    assert _post(client, second) == {"produced": 1, "duplicates": 0}
+    assert _post(client, same_host) == {"produced": 1, "duplicates": 0}
+    assert _post(client, first) == {"produced": 0, "duplicates": 1}
+    reordered = {**first, "result": dict(reversed(list(first["result"].items())))}
+    assert orjson.dumps(reordered) != orjson.dumps(first)
+    assert _post(client, reordered) == {"produced": 0, "duplicates": 1}
+    ids = [decode_doc(orjson.loads(value))[0].id for _, value, _, _ in sender.sent]
+    assert len(set(ids)) == 3
+    assert all(i.startswith(first["sid"] + "#") for i in ids)
+
+
 def test_two_alertmanager_alerts_without_a_fingerprint_are_both_produced(client: TestClient) -> None:
     """Two distinct Alertmanager alerts of one group without a fingerprint are two deliveries; a repeat duplicates."""
     doc = orjson.loads(corpus("alertmanager"))
@@ -59,10 +77,11 @@ def test_two_alertmanager_alerts_without_a_fingerprint_are_both_produced(client:
 
 
 def test_splunk_and_alertmanager_alerts_with_ids_keep_their_delivery_keys() -> None:
-    """A real `sid` and fingerprint keep the delivery keys they had (a retry across the upgrade is still a no-op)."""
+    """A fingerprint keeps its delivery key; a real `sid` is keyed with its result's canonical JSON (2026-12-07)."""
     splunk, manager = orjson.loads(corpus("splunk")), orjson.loads(corpus("alertmanager"))
     [record] = records_for("dd", corpus("splunk"), splunk, decode_doc(splunk), None)
-    assert record.delivery == "splunk:" + _hash("dd", str(splunk["sid"]))
+    result = orjson.dumps(splunk["result"], option=orjson.OPT_SORT_KEYS).decode()
+    assert record.delivery == "splunk:" + _hash("dd", str(splunk["sid"]), result)
     keys = [r.delivery for r in records_for("dd", corpus("alertmanager"), manager, decode_doc(manager), None)]
     assert keys == ["am:" + _hash("dd", manager["groupKey"], "firing", alert["fingerprint"], alert["startsAt"])
                     for alert in manager["alerts"]]
