@@ -1,4 +1,4 @@
-"""Producing an accepted request's records: signing headers, the pinned-format check, and the send loop.
+"""Producing an accepted request's records: signing headers, the format checks, and the send loop.
 
 Every record is sent even when one of them is too large for Kafka (a retry cannot succeed for that one, so
 the rest must not wait on it): the answer is then `413` naming the records refused, the others acknowledged.
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import orjson
+
 from responder.auth import signed_headers
 from responder.errors import BrokerUnavailable, RecordTooLarge
 from responder.intake.auth import Caller
@@ -17,6 +19,7 @@ from responder.intake.metrics import IntakeMetrics
 from responder.intake.problems import Problem
 from responder.intake.records import Record
 from responder.models.event import Event
+from responder.normalise import decoders
 from responder.settings import Settings
 
 RETRY_AFTER_S = 5
@@ -43,8 +46,9 @@ def check_pinned(settings: Settings, caller: Caller, events: list[Event]) -> Non
 
     The intake signs what any authenticated source sends with one key: without this, a Datadog token could
     have a forged GuardDuty finding signed (hole 5). A source whose `format` is set decodes with that decoder
-    only. When `require_signature` holds `*` or the source's target topic, every signed record counts, so
-    every authenticated source must pin `format`; otherwise only the event sources it names are guarded.
+    only, here and (`check_decoders` refuses any record it would not) in `responder run`. When `require_signature`
+    holds `*` or the source's target topic, every signed record counts, so every authenticated source must pin
+    `format`; otherwise only the event sources it names are guarded.
     """
     source = settings.intake_sources[caller.source]
     if caller.key_id is None or source.format is not None:
@@ -60,6 +64,39 @@ def check_pinned(settings: Settings, caller: Caller, events: list[Event]) -> Non
     if guarded:
         raise Problem(403, "format-not-pinned", f"{', '.join(guarded)} requires a signature (require_signature); "
                       f"the intake signs it only from a source that pins it: {fix}")
+
+
+def check_decoders(settings: Settings, source: str, records: list[Record]) -> None:
+    """422 format-mismatch when `responder run` would decode a record with another decoder than the intake did.
+
+    The intake decodes with the source's `format` (by shape without one); `responder run` decodes the record it reads
+    with its topic's `topic_formats`, else by shape. A body two shape tests accept (a GuardDuty finding with Splunk's
+    `sid` and `search_name` added) would be read as Splunk here and signed, and there as a signed GuardDuty finding.
+    So each record is decoded both ways, on the bytes produced (each element of an array on its own, as
+    `responder run` decodes it), and the request is refused, nothing produced, unless every part agrees.
+    """
+    pinned = settings.intake_sources[source].format
+    topic = settings.intake_sources[source].topic or settings.intake_topic
+    downstream = settings.topic_formats.get(topic)
+    if downstream == pinned:  # the same choice on the same bytes
+        return
+    for n, record in enumerate(records, 1):
+        doc = orjson.loads(record.value)
+        ours, theirs = decoders(doc, pinned), decoders(doc, downstream)
+        if ours == theirs:
+            continue
+        i = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b)
+        part = f" (element {i + 1} of {len(ours)})" if isinstance(doc, list) else ""
+        how = f"intake_sources.{source}.format = {pinned!r}" if pinned is not None else "by shape"
+        run = f"topic_formats[{topic!r}] = {downstream!r}" if downstream is not None \
+            else f"by shape: topic_formats names no format for {topic!r}"
+        raise Problem(422, "format-mismatch", f"record {n}{part} decodes here as {_named(ours[i])} ({how}), but "
+                      f"responder run would decode it as {_named(theirs[i])} ({run}): refused, nothing produced "
+                      "(the intake produces only what responder run reads as it did)")
+
+
+def _named(fmt: str | None) -> str:
+    return repr(fmt) if fmt is not None else "no format (unknown shape)"
 
 
 class RecordProducer:
@@ -83,7 +120,9 @@ class RecordProducer:
         return headers
 
     async def produce(self, caller: Caller, trace: list[tuple[str, bytes]], records: list[Record]) -> tuple[int, int]:
-        """(produced, duplicates); 503 on a broker failure, 413 naming the records too large after the others."""
+        """(produced, duplicates); 503 on a broker failure, 413 naming the records too large after the others; 422
+        before anything is sent when `responder run` would decode a record otherwise (`check_decoders`)."""
+        check_decoders(self.settings, caller.source, records)
         topic = self.settings.intake_sources[caller.source].topic or self.settings.intake_topic
         produced = duplicates = 0
         too_large: list[str] = []
