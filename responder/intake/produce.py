@@ -67,32 +67,34 @@ def check_pinned(settings: Settings, caller: Caller, events: list[Event]) -> Non
 
 
 def check_decoders(settings: Settings, source: str, records: list[Record]) -> None:
-    """422 format-mismatch when `responder run` would decode a record with another decoder than the intake did.
+    """422 format-mismatch unless every reader of a record's bytes decodes them with the decoder the intake used.
 
-    The intake decodes with the source's `format` (by shape without one); `responder run` decodes the record it reads
-    with its topic's `topic_formats`, else by shape. A body two shape tests accept (a GuardDuty finding with Splunk's
-    `sid` and `search_name` added) would be read as Splunk here and signed, and there as a signed GuardDuty finding.
-    So each record is decoded both ways, on the bytes produced (each element of an array on its own, as
-    `responder run` decodes it), and the request is refused, nothing produced, unless every part agrees.
+    The signature covers the value bytes only, not the topic or a format: `responder run` decodes them with its
+    topic's `topic_formats`, else by shape, and so does anything reading a copy (another topic, `deadletter replay
+    --topic`, a consumer without the pin). A body two shape tests accept (a GuardDuty finding with Splunk's `sid` and
+    `search_name` added) would be Splunk here and a signed GuardDuty finding there. So each record, on the bytes
+    produced (each element of an array on its own, as `responder run` decodes it), must decode by shape (no format
+    given) with the intake's decoder and, when `topic_formats` pins the target topic, with that pin too; a decoder
+    the pin only forced (its shape test failing) never matches by shape. Otherwise nothing is produced.
     """
     pinned = settings.intake_sources[source].format
     topic = settings.intake_sources[source].topic or settings.intake_topic
     downstream = settings.topic_formats.get(topic)
-    if downstream == pinned:  # the same choice on the same bytes
-        return
+    how = f"intake_sources.{source}.format = {pinned!r}" if pinned is not None else "by shape"
     for n, record in enumerate(records, 1):
         doc = orjson.loads(record.value)
-        ours, theirs = decoders(doc, pinned), decoders(doc, downstream)
-        if ours == theirs:
-            continue
-        i = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b)
-        part = f" (element {i + 1} of {len(ours)})" if isinstance(doc, list) else ""
-        how = f"intake_sources.{source}.format = {pinned!r}" if pinned is not None else "by shape"
-        run = f"topic_formats[{topic!r}] = {downstream!r}" if downstream is not None \
-            else f"by shape: topic_formats names no format for {topic!r}"
-        raise Problem(422, "format-mismatch", f"record {n}{part} decodes here as {_named(ours[i])} ({how}), but "
-                      f"responder run would decode it as {_named(theirs[i])} ({run}): refused, nothing produced "
-                      "(the intake produces only what responder run reads as it did)")
+        ours = decoders(doc, pinned)
+        readers = [("by shape (no format)", decoders(doc) if pinned is not None else ours)]
+        if downstream is not None:
+            readers.append((f"with topic_formats[{topic!r}] = {downstream!r}", decoders(doc, downstream)))
+        for run, theirs in readers:
+            if ours == theirs:
+                continue
+            i = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b)
+            part = f" (element {i + 1} of {len(ours)})" if isinstance(doc, list) else ""
+            raise Problem(422, "format-mismatch", f"record {n}{part} decodes here as {_named(ours[i])} ({how}), but "
+                          f"a reader {run} would decode it as {_named(theirs[i])}: refused, nothing produced "
+                          "(the intake signs only bytes every reader decodes as it did)")
 
 
 def _named(fmt: str | None) -> str:

@@ -16,8 +16,10 @@ from starlette.testclient import TestClient
 from responder.auth import KeyRing
 from responder.ingest.authn import RecordAuthenticator
 from responder.intake import Intake, create_app
+from responder.intake.produce import check_decoders
+from responder.intake.records import Record
 from responder.models.event import RawRecord
-from responder.normalise import decoders, normalise
+from responder.normalise import decoders, formats, normalise, parse_documents
 from tests.intake_kit import BEARER, CORPUS, SIGNING, SPLUNK_TOKEN, FakeSender, corpus, intake_settings
 
 JSON = {"content-type": "application/json"}
@@ -152,10 +154,47 @@ def test_an_unpinned_source_cannot_have_what_a_topic_format_reads_otherwise_sign
     assert answer.status_code == 422  # a genuine Datadog signal is no Splunk alert to `responder run` either
 
 
-def test_a_topic_format_pinned_as_the_source_makes_responder_run_read_the_hybrid_as_the_intake_did() -> None:
-    """With topic_formats pinning the intake topic to splunk, the hybrid is a Splunk alert on both sides, produced."""
-    settings = _settings(topic_formats={"security.alerts": "splunk"})
-    answer, sender, _ = _post(settings, SPLUNK_URL, SPLUNK_HYBRID, JSON)
-    assert answer.status_code == 202, answer.text
-    [(_, value, _, _)] = sender.sent
-    assert [e.source for e in normalise(value, fmt="splunk")] == ["splunk"]
+@pytest.mark.parametrize("where", [
+    {"topic_formats": {"security.alerts": "splunk"}},  # the intake topic pinned as the source
+    {"topics": ["security.alerts", "alerts.splunk"], "topic_formats": {"alerts.splunk": "splunk"},  # docs/intake.md
+     "intake_sources": {**SOURCES, "splunk": {**SOURCES["splunk"], "topic": "alerts.splunk"}}},
+], ids=["intake-topic", "own-topic"])
+def test_a_topic_pinned_as_the_source_still_refuses_a_hybrid(where: dict[str, Any]) -> None:
+    """A topic_formats pin agreeing with the source's does not sign bytes that decode by shape as GuardDuty: 422."""
+    answer, sender, _ = _post(_settings(require_signature=["*"], **where), SPLUNK_URL, SPLUNK_HYBRID, JSON)
+    assert answer.status_code == 422, answer.text
+    assert "a reader by shape (no format) would decode it as 'guardduty.detail'" in answer.json()["detail"]
+    assert sender.sent == []
+
+
+@pytest.mark.parametrize("topic_formats", [{}, {"alerts.sentinel": "sentinel"}], ids=["unpinned", "pinned"])
+def test_a_format_only_forced_by_the_pin_is_refused(topic_formats: dict[str, str]) -> None:
+    """An unmodified GuardDuty finding POSTed to a source pinned to sentinel (whose shape test fails) is 422."""
+    finding = (CORPUS / "guardduty" / "raw_finding_recon_iamuser_maliciousipcaller_custom.json").read_bytes()
+    assert decoders(orjson.loads(finding), "sentinel") == ["sentinel"]  # forced: Sentinel's shape test fails
+    sources = {"sentinel": {"auth": "bearer", "keys": {"k1": BEARER}, "format": "sentinel", "topic": "alerts.sentinel"}}
+    settings = _settings(require_signature=["*"], intake_sources=sources, topic_formats=topic_formats,
+                         topics=["security.alerts", "alerts.sentinel"])
+    sender = FakeSender()
+    with TestClient(create_app(Intake(settings, sender))) as client:
+        answer = client.post("/v1/events/sentinel", content=finding, headers=BEARER_JSON)
+    assert answer.status_code == 422, answer.text
+    assert "would decode it as 'guardduty'" in answer.json()["detail"]
+    assert sender.sent == []
+
+
+CORPUS_DOCS = [(path, n, doc) for path in sorted(CORPUS.rglob("*.json*"))
+               for n, doc in enumerate(parse_documents(path.read_bytes()))] if CORPUS.is_dir() else []
+
+
+@pytest.mark.skipif(not CORPUS_DOCS, reason=f"corpus folder {CORPUS} is absent")
+@pytest.mark.parametrize(("path", "n", "doc"), CORPUS_DOCS, ids=[f"{p.name}:{n}" for p, n, _ in CORPUS_DOCS])
+def test_every_corpus_document_passes_pinned_to_its_own_format_family_and_source(path: Any, n: int, doc: Any) -> None:
+    """Each corpus document, with the source and the topic pinned to its format, family or event source, is signed."""
+    [shape] = set(decoders(doc))
+    assert shape is not None
+    found = formats()[shape]
+    for pin in (found.name, found.family, found.source):
+        settings = _settings(intake_sources={"src": {"auth": "bearer", "keys": {"k1": BEARER}, "format": pin}},
+                             topic_formats={"security.alerts": pin})
+        check_decoders(settings, "src", [Record(orjson.dumps(doc), b"k", "d", None)])

@@ -13,10 +13,12 @@ from starlette.testclient import TestClient
 
 from responder.intake import Intake, create_app
 from responder.intake.records import _hash, records_for
-from responder.normalise import decode_doc
+from responder.normalise import decode_doc, normalise
+from responder.normalise.webhooks import MAX_SID
 from tests.intake_kit import BEARER, FakeSender, corpus, intake_settings
 
 HEADERS = {"content-type": "application/json", "authorization": f"Bearer {BEARER}"}
+LIMIT = 1024 * 1024  # intake_max_body_bytes
 
 
 @pytest.fixture(name="sender")
@@ -79,9 +81,43 @@ def test_two_alertmanager_alerts_without_a_fingerprint_are_both_produced(client:
 def test_splunk_and_alertmanager_alerts_with_ids_keep_their_delivery_keys() -> None:
     """A fingerprint keeps its delivery key; a real `sid` is keyed with its result's canonical JSON (2026-12-07)."""
     splunk, manager = orjson.loads(corpus("splunk")), orjson.loads(corpus("alertmanager"))
-    [record] = records_for("dd", corpus("splunk"), splunk, decode_doc(splunk), None)
+    [record] = records_for("dd", corpus("splunk"), splunk, decode_doc(splunk), None, body_limit=LIMIT)
     result = orjson.dumps(splunk["result"], option=orjson.OPT_SORT_KEYS).decode()
     assert record.delivery == "splunk:" + _hash("dd", str(splunk["sid"]), result)
-    keys = [r.delivery for r in records_for("dd", corpus("alertmanager"), manager, decode_doc(manager), None)]
+    keys = [r.delivery for r in records_for("dd", corpus("alertmanager"), manager, decode_doc(manager), None,
+                                                body_limit=LIMIT)]
     assert keys == ["am:" + _hash("dd", manager["groupKey"], "firing", alert["fingerprint"], alert["startsAt"])
                     for alert in manager["alerts"]]
+
+
+def _deep(leaf: str, *, host_last: bool = False, depth: int = 1000) -> bytes:
+    """A Splunk alert whose result holds `leaf` under `depth` nested objects (orjson reads 1,024, writes 255)."""
+    deep = b'"deep": ' + b'{"a": ' * depth + orjson.dumps(leaf) + b"}" * depth
+    result = deep + b', "host": "h"' if host_last else b'"host": "h", ' + deep
+    return b'{"sid": "s-deep", "search_name": "x", "result": {' + result + b"}}"
+
+
+def test_a_splunk_result_nested_past_orjsons_writing_limit_still_gets_its_own_id() -> None:
+    """A result nested 1,000 levels decodes: its id is `<sid>#<hash>`, its own, and key order does not change it."""
+    [first], [second] = normalise(_deep("one")), normalise(_deep("two"))
+    assert first.id.startswith("s-deep#")
+    assert second.id.startswith("s-deep#")
+    assert first.id != second.id
+    reordered = _deep("one", host_last=True)
+    assert reordered != _deep("one")  # the same result, its keys in another order
+    assert [e.id for e in normalise(reordered)] == [first.id]
+    keys = {records_for("dd", body, orjson.loads(body), normalise(body), None, body_limit=LIMIT)[0].delivery
+            for body in (_deep("one"), _deep("two"), reordered)}
+    assert len(keys) == 2
+
+
+@pytest.mark.parametrize("length", [MAX_SID, MAX_SID + 1, 10_000])
+def test_a_splunk_sid_of_any_length_gives_an_event_id_of_at_most_2048_characters(length: int) -> None:
+    """A `sid` making the id over 2,048 characters is replaced by `digest:` and its hash; a shorter one is kept."""
+    doc = {**orjson.loads(corpus("splunk")), "sid": "s" * (length - 1) + "x"}
+    [event] = decode_doc(doc)
+    assert len(event.id) <= 2048
+    assert event.id.startswith(doc["sid"] + "#") == (length <= MAX_SID)
+    [other] = decode_doc({**doc, "sid": "s" * (length - 1) + "y"})
+    assert other.id != event.id
+    assert other.id.split("#")[1] == event.id.split("#")[1]  # the same result
