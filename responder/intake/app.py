@@ -108,7 +108,8 @@ class Intake:
             self.deliveries.bind(*webhook_delivery(source, caller.webhook_id, body))
         trace = outgoing(request.headers)
         with span("intake.produce"):
-            records = records_for(source, body, doc, events, caller.webhook_id, s.intake_sources[source].format)
+            records = records_for(source, body, doc, events, caller.webhook_id, s.intake_sources[source].format,
+                                  body_limit=s.intake_max_body_bytes)
             produced, duplicates = await self.producer.produce(caller, trace, records)
         if replay_key is not None:
             self.replays.done(replay_key, None, True)

@@ -35,6 +35,7 @@ TITLES = {
     "undecodable": "Payload does not decode as an event",
     "rate-limited": "Too many requests for this source",
     "format-not-pinned": "This delivery needs an intake source with a pinned format",
+    "format-mismatch": "responder run would decode this payload with another format",
     "slow-client": "Request body not received in time",
     "broker-unavailable": "Kafka did not acknowledge; retry later",
     "not-found": "Not found",

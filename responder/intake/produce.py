@@ -1,4 +1,4 @@
-"""Producing an accepted request's records: signing headers, the pinned-format check, and the send loop.
+"""Producing an accepted request's records: signing headers, the format checks, and the send loop.
 
 Every record is sent even when one of them is too large for Kafka (a retry cannot succeed for that one, so
 the rest must not wait on it): the answer is then `413` naming the records refused, the others acknowledged.
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import orjson
+
 from responder.auth import signed_headers
 from responder.errors import BrokerUnavailable, RecordTooLarge
 from responder.intake.auth import Caller
@@ -17,6 +19,7 @@ from responder.intake.metrics import IntakeMetrics
 from responder.intake.problems import Problem
 from responder.intake.records import Record
 from responder.models.event import Event
+from responder.normalise import decoders
 from responder.settings import Settings
 
 RETRY_AFTER_S = 5
@@ -43,8 +46,9 @@ def check_pinned(settings: Settings, caller: Caller, events: list[Event]) -> Non
 
     The intake signs what any authenticated source sends with one key: without this, a Datadog token could
     have a forged GuardDuty finding signed (hole 5). A source whose `format` is set decodes with that decoder
-    only. When `require_signature` holds `*` or the source's target topic, every signed record counts, so
-    every authenticated source must pin `format`; otherwise only the event sources it names are guarded.
+    only, here and (`check_decoders` refuses any record it would not) in `responder run`. When `require_signature`
+    holds `*` or the source's target topic, every signed record counts, so every authenticated source must pin
+    `format`; otherwise only the event sources it names are guarded.
     """
     source = settings.intake_sources[caller.source]
     if caller.key_id is None or source.format is not None:
@@ -60,6 +64,41 @@ def check_pinned(settings: Settings, caller: Caller, events: list[Event]) -> Non
     if guarded:
         raise Problem(403, "format-not-pinned", f"{', '.join(guarded)} requires a signature (require_signature); "
                       f"the intake signs it only from a source that pins it: {fix}")
+
+
+def check_decoders(settings: Settings, source: str, records: list[Record]) -> None:
+    """422 format-mismatch unless every reader of a record's bytes decodes them with the decoder the intake used.
+
+    The signature covers the value bytes only, not the topic or a format: `responder run` decodes them with its
+    topic's `topic_formats`, else by shape, and so does anything reading a copy (another topic, `deadletter replay
+    --topic`, a consumer without the pin). A body two shape tests accept (a GuardDuty finding with Splunk's `sid` and
+    `search_name` added) would be Splunk here and a signed GuardDuty finding there. So each record, on the bytes
+    produced (each element of an array on its own, as `responder run` decodes it), must decode by shape (no format
+    given) with the intake's decoder and, when `topic_formats` pins the target topic, with that pin too; a decoder
+    the pin only forced (its shape test failing) never matches by shape. Otherwise nothing is produced.
+    """
+    pinned = settings.intake_sources[source].format
+    topic = settings.intake_sources[source].topic or settings.intake_topic
+    downstream = settings.topic_formats.get(topic)
+    how = f"intake_sources.{source}.format = {pinned!r}" if pinned is not None else "by shape"
+    for n, record in enumerate(records, 1):
+        doc = orjson.loads(record.value)
+        ours = decoders(doc, pinned)
+        readers = [("by shape (no format)", decoders(doc) if pinned is not None else ours)]
+        if downstream is not None:
+            readers.append((f"with topic_formats[{topic!r}] = {downstream!r}", decoders(doc, downstream)))
+        for run, theirs in readers:
+            if ours == theirs:
+                continue
+            i = next(i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b)
+            part = f" (element {i + 1} of {len(ours)})" if isinstance(doc, list) else ""
+            raise Problem(422, "format-mismatch", f"record {n}{part} decodes here as {_named(ours[i])} ({how}), but "
+                          f"a reader {run} would decode it as {_named(theirs[i])}: refused, nothing produced "
+                          "(the intake signs only bytes every reader decodes as it did)")
+
+
+def _named(fmt: str | None) -> str:
+    return repr(fmt) if fmt is not None else "no format (unknown shape)"
 
 
 class RecordProducer:
@@ -83,7 +122,9 @@ class RecordProducer:
         return headers
 
     async def produce(self, caller: Caller, trace: list[tuple[str, bytes]], records: list[Record]) -> tuple[int, int]:
-        """(produced, duplicates); 503 on a broker failure, 413 naming the records too large after the others."""
+        """(produced, duplicates); 503 on a broker failure, 413 naming the records too large after the others; 422
+        before anything is sent when `responder run` would decode a record otherwise (`check_decoders`)."""
+        check_decoders(self.settings, caller.source, records)
         topic = self.settings.intake_sources[caller.source].topic or self.settings.intake_topic
         produced = duplicates = 0
         too_large: list[str] = []

@@ -15,8 +15,13 @@ only chooses the partition, so the same incident key still lands on one, and the
   body is a replay, refused before splitting (`webhook_delivery`, remembered once per delivery);
 * an Alertmanager group becomes one record per alert (the group with that alert only), each keyed by its own
   incident key and deduplicated on groupKey + status + fingerprint (else its event id) + startsAt;
-* a Splunk alert is deduplicated on its search id (`sid`), when it is one (`assemble.given_id`);
+* a Splunk alert is deduplicated on its search id (`sid`), when it is one (`assemble.given_id`), and its `result`: a
+  search sends every result it alerts on under one `sid` (real-time, "for each result"), each a distinct alert;
 * anything else on the decoded event ids of each record.
+
+Splitting copies an Alertmanager group (its labels, annotations and the rest, all but `alerts`) into every record it
+becomes, so a body of many alerts and large common annotations would make records many times its size: before
+building any, the records' total is bounded (`check_size`: 413 over SPLIT_FACTOR × `intake_max_body_bytes`).
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from typing import Any
 
 import orjson
 
+from responder.intake.problems import Problem
 from responder.models.event import Event
 from responder.normalise import decode_doc
-from responder.normalise.assemble import given_id
+from responder.normalise.assemble import canonical, given_id
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,8 @@ class Record:
 
 
 MAX_KEY_BYTES = 1024
+SPLIT_FACTOR = 8
+"""A request's records total at most this many times `intake_max_body_bytes` (as `check_size` counts them)."""
 
 
 def kafka_key(incident_key: str) -> bytes:
@@ -60,7 +68,21 @@ def webhook_delivery(source: str, webhook_id: str, body: bytes) -> tuple[str, st
     return f"whid:{_hash(source, webhook_id)}", hashlib.sha256(body).hexdigest()
 
 
-def _alertmanager(source: str, body: bytes, doc: dict[str, Any], events: list[Event]) -> list[Record]:
+def check_size(body: bytes, groups: list[tuple[dict[str, Any], int]], body_limit: int) -> None:
+    """413 too-large, before any record is built, when the records would total more than SPLIT_FACTOR × `body_limit`
+    bytes: the body plus, for each Alertmanager group split into n > 1 records, n - 1 more copies of its compact JSON
+    without its alerts (each record holds the group with some of its alerts)."""
+    total = len(body) + sum((copies - 1) * len(orjson.dumps({**group, "alerts": []}))
+                            for group, copies in groups if copies > 1)
+    if total > SPLIT_FACTOR * body_limit:
+        raise Problem(413, "too-large", f"split into one record per alert (or incident key), this Alertmanager "
+                      f"notification would total {total} bytes, over {SPLIT_FACTOR} × intake_max_body_bytes "
+                      f"({SPLIT_FACTOR * body_limit}): nothing produced; send fewer alerts per notification "
+                      "(max_alerts) or smaller common labels and annotations")
+
+
+def _alertmanager(source: str, body: bytes, doc: dict[str, Any], events: list[Event], body_limit: int) -> list[Record]:
+    check_size(body, [(doc, len(doc["alerts"]))], body_limit)
     out = []
     for alert, event in zip(doc["alerts"], events, strict=True):
         status = str(alert.get("status") or doc.get("status"))
@@ -77,15 +99,24 @@ def _is_alertmanager(doc: Any, events: list[Event]) -> bool:
         and len(doc["alerts"]) == len(events)
 
 
-def _parts(body: bytes, doc: Any, events: list[Event], fmt: str | None) -> list[tuple[bytes, bytes, list[Event]]]:
+def _keys_if_split(item: Any, decoded: list[Event]) -> int:
+    """How many records an Alertmanager group in an array is split into (its incident keys); 0 for anything else."""
+    keys = len({e.incident_key for e in decoded})
+    return keys if keys > 1 and _is_alertmanager(item, decoded) else 0
+
+
+def _parts(body: bytes, doc: Any, events: list[Event], fmt: str | None,
+           body_limit: int) -> list[tuple[bytes, bytes, list[Event]]]:
     """(key, value, events) per incident key, in first-seen order; the body itself when there is one key."""
     if len({e.incident_key for e in events}) == 1 or not (isinstance(doc, list) or _is_alertmanager(doc, events)):
         return [(kafka_key(events[0].incident_key), body, events)]
     if isinstance(doc, list):
         items: list[Any] = doc
         per_item = [decode_doc(item, fmt) for item in doc]  # as decode_doc decoded the array, element by element
+        check_size(body, [(item, _keys_if_split(item, d)) for item, d in zip(doc, per_item, strict=True)], body_limit)
     else:
         items, per_item = doc["alerts"], [[e] for e in events]
+        check_size(body, [(doc, len({e.incident_key for e in events}))], body_limit)
     grouped: dict[str, tuple[list[Any], list[Event]]] = {}
     for item, decoded in _split_groups(items, per_item, isinstance(doc, list)):
         group = grouped.setdefault((decoded or events)[0].incident_key, ([], []))
@@ -99,7 +130,7 @@ def _split_groups(items: list[Any], per_item: list[list[Event]], in_array: bool)
     """(element, its events); an Alertmanager group in an array over several keys becomes one group per key."""
     out: list[tuple[Any, list[Event]]] = []
     for item, decoded in zip(items, per_item, strict=True):
-        if not (in_array and len({e.incident_key for e in decoded}) > 1 and _is_alertmanager(item, decoded)):
+        if not (in_array and _keys_if_split(item, decoded)):
             out.append((item, decoded))
             continue
         by_key: dict[str, tuple[list[Any], list[Event]]] = {}
@@ -112,19 +143,21 @@ def _split_groups(items: list[Any], per_item: list[list[Event]], in_array: bool)
 
 
 def records_for(source: str, body: bytes, doc: Any, events: list[Event], webhook_id: str | None,
-                fmt: str | None = None) -> list[Record]:
-    """The records to produce for one accepted request (never empty: `events` is not empty)."""
+                fmt: str | None = None, *, body_limit: int) -> list[Record]:
+    """The records to produce for one accepted request (never empty: `events` is not empty); 413 (`check_size`)
+    before building any when splitting would make them total more than SPLIT_FACTOR × `body_limit`."""
     if webhook_id is not None:
         digest = hashlib.sha256(body).hexdigest()
-        parts = _parts(body, doc, events, fmt)
+        parts = _parts(body, doc, events, fmt, body_limit)
         if len(parts) == 1:
             return [Record(body, parts[0][0], f"wh:{_hash(source, webhook_id)}", digest)]
         return [Record(value, key, f"wh:{_hash(source, webhook_id, key.decode())}", digest)
                 for key, value, _ in parts]
     if _is_alertmanager(doc, events):
-        return _alertmanager(source, body, doc, events)
+        return _alertmanager(source, body, doc, events, body_limit)
     sid = given_id(doc.get("sid")) if isinstance(doc, dict) and events[0].source == "splunk" else None
     if sid is not None:  # a blank, boolean or `digest:` sid is none (as in the decoder): the event ids below are
-        return [Record(body, kafka_key(events[0].incident_key), f"splunk:{_hash(source, sid)}", None)]
+        result = canonical(doc.get("result"))  # a redelivery's is the same, however deep
+        return [Record(body, kafka_key(events[0].incident_key), f"splunk:{_hash(source, sid, result)}", None)]
     return [Record(value, key, "ev:" + _hash(source, *sorted(e.id for e in evs)), None)
-            for key, value, evs in _parts(body, doc, events, fmt)]
+            for key, value, evs in _parts(body, doc, events, fmt, body_limit)]

@@ -39,7 +39,7 @@ from responder.normalise.registry import KEYED, detect, formats, head_of, known
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 
-__all__ = ["DEFAULT_MAX_BYTES", "decode_doc", "formats", "head", "keyed", "known", "normalise", "parse",
+__all__ = ["DEFAULT_MAX_BYTES", "decode_doc", "decoders", "formats", "head", "keyed", "known", "normalise", "parse",
            "parse_documents"]
 
 
@@ -77,6 +77,22 @@ def decode_doc(doc: Any, fmt: str | None = None, *, received: datetime | None = 
         return _decode_one(doc, fmt)
     finally:
         RECEIVED.reset(token)
+
+
+def decoders(doc: Any, fmt: str | None = None) -> list[str | None]:
+    """The name of the format `decode_doc(doc, fmt)` decodes `doc` with (a JSON array: each element's, in order, as
+    each is decoded on its own); None for one no format takes (`UnknownShape`).
+
+    It is `detect`, the choice `decode_doc`, `head` and `keyed` make (GuardDuty's lane takes only what `detect` gives
+    `guardduty.eventbridge`). The intake compares its own choice with `responder run`'s before it signs a record.
+    """
+    out: list[str | None] = []
+    for part in doc if isinstance(doc, list) else (doc,):
+        try:
+            out.append(detect(part, fmt).name)
+        except UnknownShape:
+            out.append(None)
+    return out
 
 
 def parse(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -20,9 +21,39 @@ DERIVED = "digest:"
 
 
 def raw_id(source: str, doc: Any) -> str:
-    """A stable id for a record that carries none: `digest:` and a hash of its canonical JSON, so two distinct
-    records never share it and a redelivery of the same record keeps it."""
-    return DERIVED + stable_id(source, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode())
+    """A stable id for a record that carries none: `digest:` and a hash of its canonical JSON (`canonical`), so two
+    distinct records never share it and a redelivery of the same record keeps it."""
+    return DERIVED + stable_id(source, canonical(doc))
+
+
+def canonical(value: Any) -> str:
+    """`value`'s canonical JSON (sorted keys); for one nested deeper than orjson writes (255 levels: it reads 1,024),
+    `deep:` and the SHA-256 of `_deep_encoding` (never JSON text, which cannot start with `d`). Total for anything
+    orjson read, and key order does not change it."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        return "deep:" + _deep_encoding(value)
+
+
+def _deep_encoding(value: Any) -> str:
+    """A hash of a length-prefixed encoding of `value` (keys sorted), built with a stack: no nesting limit."""
+    digest = hashlib.sha256()
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is dict:
+            digest.update(b"{%d:" % len(item))
+            for key in sorted(item, reverse=True):
+                stack += [item[key], (key,)]  # a tuple marks a key: JSON has none
+        elif type(item) is list:
+            digest.update(b"[%d:" % len(item))
+            stack.extend(reversed(item))
+        elif type(item) is tuple:
+            digest.update(b"k" + orjson.dumps(item[0]))
+        else:  # a JSON scalar: its JSON text never holds \x1f raw
+            digest.update(orjson.dumps(item) + b"\x1f")
+    return digest.hexdigest()
 
 
 def given_id(*values: Any) -> str | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from responder.models.event import Event, Resource, ResourceKind, Severity
-from responder.normalise.assemble import each_part, given_id, make_event, raw_id
+from responder.models.event import Event, Resource, ResourceKind, Severity, stable_id
+from responder.normalise.assemble import DERIVED, canonical, each_part, given_id, make_event, raw_id
 from responder.normalise.fields import dig, number, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import access_key, compact, ip_resource, principal, res
@@ -45,6 +45,22 @@ def _principal(result: dict[str, Any]) -> list[Resource | None]:
 
 # every `event.attributes` key this decoder can set (`responder runbooks validate` warns on others)
 SPLUNK_ATTRIBUTES = ("app", "owner", "results_link", "log_source", "sourcetype", "raw_line")
+MAX_SID = 2048 - 17  # an id of at most 2,048 characters: less `#` and the result's 16 hex digits
+
+
+def _splunk_id(doc: dict[str, Any]) -> str:
+    """`<sid>#<hash of the result>`: one search job (one `sid`) alerts on each of its results (real-time, "for each
+    result"), and two of its results must not be one event (the second a repeat of the first in their incident); a
+    redelivery of one result keeps it. The record's own digest when the `sid` is no id (`given_id`). Total: a result
+    nested past orjson's writing limit is hashed by `canonical`'s fallback, and a `sid` over MAX_SID (the id would be
+    over 2,048 characters) is replaced by `digest:` and its hash."""
+    sid = given_id(doc["sid"])
+    if sid is None:
+        return raw_id("splunk", doc)
+    if len(sid) > MAX_SID:  # `digest:` is what no real `sid` starts with (`given_id`), so no sid can spell this
+        sid = DERIVED + stable_id("splunk-sid", sid)
+    # never a derived id (`raw_id`): that has no `#`
+    return f"{sid}#{stable_id('splunk', canonical(doc.get('result')))[:16]}"
 
 
 @decoder("splunk", _is_splunk, attributes=SPLUNK_ATTRIBUTES)
@@ -54,7 +70,7 @@ def decode_splunk(doc: Any) -> list[Event]:
     when, inferred = time_or_received(result.get("_time"))
     word = result.get("severity") or result.get("urgency")
     return [make_event(
-        id=given_id(doc["sid"]) or raw_id("splunk", doc),
+        id=_splunk_id(doc),
         source="splunk",
         type=str(doc["search_name"]),
         severity=severity_from_label(word, default=5.0),

@@ -10,7 +10,8 @@ from responder.cli.intake import build
 from responder.intake.server import serving
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import make_settings, running, wait_for
+from tests.intake_kit import CORPUS, CORPUS_PAYLOADS
+from tests.integration.harness import make_settings, read_all, running, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,56 @@ async def test_alert_posted_over_http_deactivates_key(kafka_bootstrap, aws, topi
     assert [e["body"]["trace_id"] for e in received] == [answer.json()["trace_id"]]
     for secret in (TOKEN, SIGNING):
         assert secret not in timeline
+
+
+async def test_a_guardduty_finding_posted_as_splunk_never_reaches_the_topic(kafka_bootstrap, aws, topics, unique,
+                                                                             tmp_path, runbooks_dir):
+    """A GuardDuty finding dressed as Splunk is 422 format-mismatch: never on the topic, its key stays Active."""
+    # the topic's only record is the genuine Splunk alert posted after it
+    await aws.call("iam", "create_user", UserName="ml-training")
+    key = (await aws.call("iam", "create_access_key", UserName="ml-training"))["AccessKey"]["AccessKeyId"]
+    settings = make_settings(
+        kafka_bootstrap, aws, topics, unique, tmp_path / "t.jsonl", runbooks_dir,
+        event_signing_keys={"intake": SIGNING}, require_signature=["guardduty"], intake_topic=topics["alerts"],
+        intake_signing_key_id="intake", intake_sources={"splunk": {"auth": "url-token", "keys": {"t1": TOKEN},
+                                                                   "format": "splunk"}},
+    )
+    hybrid = {**orjson.loads(envelope_bytes(guardduty_finding(key))), "sid": "s-1", "search_name": "harmless"}
+    genuine = (CORPUS / CORPUS_PAYLOADS["splunk"]).read_bytes()
+    service = Service(settings)
+    async with running(service), serving(build(settings)) as port, httpx.AsyncClient() as http:
+        url = f"http://127.0.0.1:{port}/v1/events/splunk?token={TOKEN}"
+        headers = {"content-type": "application/json"}
+        refused = await http.post(url, content=orjson.dumps(hybrid), headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["reason"] == "format-mismatch"
+        accepted = await http.post(url, content=genuine, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+        await wait_for(lambda: service.pipeline.counters.records >= 1)
+        metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    [record] = await read_all(kafka_bootstrap, topics["alerts"], expect=1)
+    assert record.value == genuine
+    assert await _records_on(kafka_bootstrap, topics["alerts"]) == 1  # acks=all: the refused one was never sent
+    assert 'responder_intake_rejected_total{reason="format-mismatch",source="splunk"} 1.0' in metrics
+    assert service.pipeline.counters.records == 1
+    assert service.metrics.value("responder_events_total", source="splunk") == 1
+    assert service.metrics.value("responder_records_authenticated_total", key_id="intake") == 1
+    listed = await aws.call("iam", "list_access_keys", UserName="ml-training")
+    assert [k["Status"] for k in listed["AccessKeyMetadata"] if k["AccessKeyId"] == key] == ["Active"]
+
+
+async def _records_on(bootstrap: str, topic: str) -> int:
+    """How many records the topic holds (a fresh topic: the sum of its partitions' end offsets)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(3)]  # the `topics` fixture's
+        consumer.assign(partitions)
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()
 
 
 async def test_intake_answers_503_when_kafka_is_unreachable(tmp_path):

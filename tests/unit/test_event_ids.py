@@ -151,6 +151,45 @@ async def test_two_distinct_findings_without_an_id_are_two_events_of_one_inciden
     assert [(e["step"], e["reason"]) for e in kit.entries(EntryKind.STEP_SKIPPED)] == [("note", "already_done")]
 
 
+SPLUNK_RUNBOOK = """\
+id: splunk-rb
+trigger: {source: splunk, type: "*"}
+group_by: "${event.incident_key}"
+steps:
+  - id: note
+    actuator: test.echo
+    with: {target: t1, message: "${event.id}"}
+"""
+
+
+async def test_two_results_of_one_splunk_search_are_two_events_of_one_incident(tmp_path: Path) -> None:
+    """Two results of one search (one `sid`) are two events of one incident; a redelivery of one is the repeat."""
+    from responder.engine.approvals import MemoryPublisher
+    from responder.timeline import MemoryStore
+    from tests.fakes import FakeIam, test_registry
+    from tests.kit import Clock, Kit
+
+    books = tmp_path / "runbooks"
+    books.mkdir()
+    (books / "splunk-rb.yaml").write_text(SPLUNK_RUNBOOK)
+    reg, echo, wipe = test_registry()
+    kit = Kit(MemoryStore(), FakeIam(), echo, wipe, MemoryPublisher(), Clock(), books, reg)
+    kit.start()
+    assert kit.pipeline is not None
+    doc = orjson.loads((ROOT / "tests/fixtures/events/splunk_urgency.json").read_bytes())
+    other = {**doc, "result": {**doc["result"], "src_ip": "198.51.100.7"}}
+    for record in (doc, other, doc):
+        await kit.pipeline.handle(RawRecord(topic="t", value=orjson.dumps(record)))
+    await kit.engine.recorder.flush()
+    assert len(kit.entries(EntryKind.INCIDENT_OPENED)) == 1
+    joined = kit.entries(EntryKind.INCIDENT_JOINED)
+    assert [j["repeat"] for j in joined] == [False, True]
+    first, second = decode_doc(doc)[0].id, decode_doc(other)[0].id
+    assert first != second
+    assert first.startswith(doc["sid"] + "#")
+    assert [j["event_id"] for j in joined] == [second, first]
+
+
 def test_a_secops_id_composed_with_a_rule_id_cannot_take_a_real_digest() -> None:
     """A SecOps id composed with a ruleId to spell a real record's `digest:` id gets its own digest instead."""
     real = {"type": "RULE_DETECTION", "detectionTime": "2026-11-25T10:00:00Z",
