@@ -69,7 +69,7 @@ def _report_errors(errors: list[ConfigError], json: bool, ok: list[str]) -> None
 
 @app.command()
 def validate(targets: Targets = None, runbooks: RunbooksOpt = Path("runbooks"), json: JsonOpt = False) -> None:
-    """Check playbooks: schema, event files, inject and world references, actuators, runbooks; all problems listed."""
+    """Check playbooks: schema, then references (event files, injects, world, actuators, runbooks, params, faults)."""
     found, errors, _ = _load(targets, runbooks)
     _report_errors(errors, json, [str(p) for p, _ in found])
     if not json:
@@ -119,6 +119,36 @@ def run(
     else:
         reports.print_scorecard(result, console, regressions)
     if result.failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def verify(
+    scorecard: Annotated[Path, typer.Argument(help="a `tabletop run --json` result or a --report's scorecard.json",
+                                              callback=readable("scorecard"))],
+    public_key: Annotated[str | None, typer.Option("--public-key", help="the run's public key (base64); default: "
+                                                   "the document's own `public_key`")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Check each card's Ed25519 signature over what it says now; exit 1 if one does not hold, 3 if unreadable."""
+    import orjson
+
+    from responder.tabletop.scorecard import check_signatures
+
+    try:
+        key, checked = check_signatures(orjson.loads(scorecard.read_bytes()), public_key)
+    except (OSError, orjson.JSONDecodeError, ConfigError) as exc:
+        print_error(ConfigError(f"{scorecard}: {exc}"))
+        raise typer.Exit(EXIT_CONFIG) from exc
+    if json:
+        emit_json({"ok": all(ok for _, ok in checked), "key_id": key,
+                   "cards": [{"playbook": p, "verified": ok} for p, ok in checked]})
+    else:
+        for playbook, ok in checked:
+            console.print(plain(f"{'✓' if ok else '✗'} {playbook}: " + (f"signed by {key}" if ok else
+                          f"signature does not hold under {key}: the card was changed after it was signed, or "
+                          "another key signed it")), highlight=False, markup=False, soft_wrap=True)
+    if not checked or not all(ok for _, ok in checked):
         raise typer.Exit(EXIT_FAILED)
 
 

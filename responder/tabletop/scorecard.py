@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from responder.errors import ConfigError
 from responder.models.timeline import EntryKind
 from responder.tabletop.decisions import DECISION
 from responder.tabletop.decisions import grades as decision_grades
 from responder.tabletop.expectations import ExpectKind
 from responder.tabletop.failures import TOLD, StepFailure, step_failures
-from responder.tabletop.grading import CONTAINING, Card, Figures, Grade, Status, cite, grade, offset
+from responder.tabletop.fired import FAULT
+from responder.tabletop.fired import grades as fault_grades
+from responder.tabletop.grading import (
+    CONTAINING,
+    SIGNED_WITHOUT,
+    Card,
+    CardSignature,
+    Figures,
+    Grade,
+    Status,
+    cite,
+    grade,
+    offset,
+)
 from responder.tabletop.outcome import Run
 from responder.timeline.chain import canonical_json
-from responder.timeline.checkpoint import Checker, Signer
+from responder.timeline.checkpoint import Checker, Signer, key_id, load_public_key
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
 
@@ -68,6 +83,9 @@ def improvements(grades: list[Grade], fig: Figures, error: str | None,
         if g.kind == DECISION:
             out.append(f"Must fix: decision `{g.id}` answered nothing, {g.instead}. Fix its step, target or time.")
             continue
+        if g.kind == FAULT:
+            out.append(f"Must fix: fault `{g.id}`: {g.instead}. Fix its operation or window, or drop it.")
+            continue
         lead = "Must fix" if g.must_pass else "Improve"
         out.append(f"{lead}: expectation `{g.id}` ({g.kind}) was {g.status}: {g.instead or 'no evidence'}.")
     for inject, anchor in undelivered.items():
@@ -106,7 +124,8 @@ def incidents(run: Run) -> list[dict[str, Any]]:
 
 async def build(run: Run, checker: Checker) -> Card:
     """Grade every expectation and compute the figures."""
-    grades = [*[await grade(e, run, checker) for e in run.playbook.expectations], *decision_grades(run)]
+    grades = [*[await grade(e, run, checker) for e in run.playbook.expectations], *decision_grades(run),
+              *fault_grades(run)]
     total = sum(g.weight for g in grades)
     earned = sum(g.weight * (1.0 if g.status == "PASS" else 0.5 if g.status == "PARTIAL" else 0.0) for g in grades)
     status: Status = "PASS"
@@ -122,14 +141,43 @@ async def build(run: Run, checker: Checker) -> Card:
                 incidents=incidents(run), deliveries=run.deliveries, defaulted=run.defaulted, failures=failed)
 
 
-def sign_and_append(card: Card, run: Run, signer: Signer, clock: float) -> dict[str, Any]:
-    """Sign the scorecard (Ed25519 over its canonical JSON) and append it to the scenario's timeline."""
-    doc = card.model_dump(mode="json", exclude={"incidents"})
-    sig = signer.sign(canonical_json(doc))
+def signed_part(card: Mapping[str, Any]) -> bytes:
+    """What a card's signature covers: its canonical JSON without `incidents` and `signature` (a card as a JSON
+    document, `--json` or scorecard.json, or `Card.model_dump(mode="json")`)."""
+    return canonical_json({k: v for k, v in card.items() if k not in SIGNED_WITHOUT})
+
+
+def verify_card(card: Mapping[str, Any], checker: Checker) -> bool:
+    """Whether a card (as a JSON document) carries a signature by a key of `checker` over what it says now."""
+    signature = card.get("signature")
+    if not isinstance(signature, Mapping):
+        return False
+    return checker.verifies(str(signature.get("key_id")), str(signature.get("sig")), signed_part(card))
+
+
+def check_signatures(doc: object, public_key: str | None) -> tuple[str, list[tuple[str, bool]]]:
+    """The key id checked against, and each card of a `tabletop run --json` document or scorecard.json with whether
+    its signature holds over what it says now; the key is `public_key` when given, else the document's own
+    (ConfigError when the document has no cards or no key, or the key is not one)."""
+    cards = doc.get("cards") if isinstance(doc, Mapping) else None
+    key = public_key or (doc.get("public_key") if isinstance(doc, Mapping) else None)
+    if not isinstance(cards, list) or not isinstance(key, str):
+        raise ConfigError("not a `tabletop run --json` result or scorecard.json: it needs `cards` and `public_key`")
+    checker = Checker.from_text(key)
+    return key_id(load_public_key(key)), [
+        (str(c.get("playbook")), verify_card(c, checker)) if isinstance(c, Mapping) else ("?", False) for c in cards]
+
+
+def sign_and_append(card: Card, run: Run, signer: Signer, clock: float) -> CardSignature:
+    """Sign the scorecard (Ed25519 over its canonical JSON, `signed_part`), set `card.signature`, and append it to
+    the scenario's timeline."""
+    doc = card.model_dump(mode="json", exclude=set(SIGNED_WITHOUT))
+    sig = signer.sign(signed_part(doc))
     body = {"playbook": card.playbook, "status": card.status, "score": card.score, "sha256_of": "scorecard",
             "scorecard": doc, "key_id": signer.key_id, "sig": sig}
     recorder = Recorder(FileStore(run.timeline), signer=signer)
     recorder.clock = lambda: clock
     recorder.append(EntryKind.TABLETOP_SCORECARD, body)
     recorder.close()  # seals with a signed checkpoint over the scorecard entry
-    return {"key_id": signer.key_id, "sig": sig}
+    card.signature = CardSignature(key_id=signer.key_id, sig=sig)
+    return card.signature
