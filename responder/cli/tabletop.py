@@ -126,30 +126,43 @@ def run(
 def verify(
     scorecard: Annotated[Path, typer.Argument(help="a `tabletop run --json` result or a --report's scorecard.json",
                                               callback=readable("scorecard"))],
-    public_key: Annotated[str | None, typer.Option("--public-key", help="the run's public key (base64); default: "
-                                                   "the document's own `public_key`")] = None,
+    public_key: Annotated[str | None, typer.Option("--public-key", help="the run's public key (base64): proves who "
+                                                   "signed; default: the document's own `public_key` (proves only "
+                                                   "that nothing changed since that key signed)")] = None,
     json: JsonOpt = False,
 ) -> None:
-    """Check each card's Ed25519 signature over what it says now; exit 1 if one does not hold, 3 if unreadable."""
+    """Check each card's Ed25519 signature and the signed manifest (every card, once, in order; the overall status);
+    exit 1 if one does not hold, 3 if the file is no result with cards."""
     import orjson
 
-    from responder.tabletop.scorecard import check_signatures
+    from responder.tabletop.signed import check_document
 
     try:
-        key, checked = check_signatures(orjson.loads(scorecard.read_bytes()), public_key)
+        checked = check_document(orjson.loads(scorecard.read_bytes()), public_key)
     except (OSError, orjson.JSONDecodeError, ConfigError) as exc:
         print_error(ConfigError(f"{scorecard}: {exc}"))
         raise typer.Exit(EXIT_CONFIG) from exc
+    key = checked.key_id
+    origin = "given" if checked.given else "embedded"
     if json:
-        emit_json({"ok": all(ok for _, ok in checked), "key_id": key,
-                   "cards": [{"playbook": p, "verified": ok} for p, ok in checked]})
+        emit_json({"ok": checked.ok, "key_id": key, "key": origin, "manifest": checked.manifest,
+                   "cards": [{"playbook": p, "verified": ok} for p, ok in checked.cards]})
     else:
-        for playbook, ok in checked:
-            console.print(plain(f"{'✓' if ok else '✗'} {playbook}: " + (f"signed by {key}" if ok else
-                          f"signature does not hold under {key}: the card was changed after it was signed, or "
-                          "another key signed it")), highlight=False, markup=False, soft_wrap=True)
-    if not checked or not all(ok for _, ok in checked):
+        for playbook, ok in checked.cards:
+            _say(f"{'✓' if ok else '✗'} {playbook}: " + (f"signed by {key}" if ok else f"signature does not hold "
+                f"under {key}: the card was changed after it was signed, or another key signed it"))
+        for problem in checked.manifest or ["✓ manifest: every card the run signed, once each, in order"]:
+            _say(problem if problem.startswith("✓") else f"✗ manifest: {problem}")
+        if not checked.given:
+            _say(f"key {key} is the document's own `public_key`: this proves nothing changed since it signed, not who "
+                "signed; pass --public-key, or compare the key id with the one the run printed")
+    if not checked.ok:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _say(text: str) -> None:
+    """One line of a result's text, as written (it may quote a playbook's name)."""
+    console.print(plain(text), highlight=False, markup=False, soft_wrap=True)
 
 
 top = typer.Typer()  # `responder replay` sits at the root, beside `run`

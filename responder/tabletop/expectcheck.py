@@ -4,7 +4,8 @@ An expectation that can never match FAILs loudly, except where it is a negation 
 a mistyped step, actuator, parameter or world name passes whatever the service did. So each is checked against what
 the drill has: the runbooks it runs, the actuators' parameter models (a step result's `params` are its actuator's
 validated parameters, `model_dump`), the playbook's world, the step statuses the engine records, and the fields the
-expectation's kind reads (one it does not read would be silently ignored).
+expectation's kind reads (one it does not read would be silently ignored; an explicit `null` is no value and is
+accepted). A param's NAME is checked strictly; its VALUE only when it is clearly a mistyped world name.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from responder.tabletop.models import Playbook
 from responder.tabletop.partial import Omitted
 
 Loc = tuple[int | str, ...]
+NEAR = 0.8  # how close (difflib's ratio) a param value must be to a world name to be taken for a typo of it
 
 CHECK_KIND = {
     StateCheck.KEY_INACTIVE: "keys", StateCheck.KEY_ACTIVE: "keys", StateCheck.INSTANCE_QUARANTINED: "instances",
@@ -66,8 +68,8 @@ def _step_problem(step: str, books: dict[str, Runbook], runbook: str | None) -> 
             "or an escalation `<on_failure step>.<step>`")
 
 
-def _close(name: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=1)
+def _close(name: str, choices: Sequence[str], cutoff: float = 0.6) -> str:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=cutoff)
     return f"did you mean {close[0]!r}? " if close else ""
 
 
@@ -87,8 +89,10 @@ def _actuators(exp: Expectation, books: dict[str, Runbook] | None, registry: Reg
 
 def _params_problems(exp: Expectation, at: Loc, pb: Playbook, base: Path, books: dict[str, Runbook] | None,
                      registry: Registry, whole: bool) -> Iterator[tuple[str, Loc]]:
-    """A parameter no actuator the expectation can match has, and a value that is neither a world name nor a value an
-    inject or runbook carries (`whole`: no inject was left out): either could never match a result."""
+    """A parameter no actuator the expectation can match has (it could never match a result), a `${...}` reference,
+    and a value that is clearly a mistyped world name: not one, close to one (difflib), and found in no inject or
+    runbook (`whole`: no inject was left out). Any other value is taken as written: a value can be built by a
+    runbook template, so a value is never refused merely for being unknown."""
     actuators = _actuators(exp, books, registry)
     fields = sorted({f for a in actuators for f in a.params.model_fields})
     world = sorted({n for kind in pb.world.names().values() for n in kind} |
@@ -102,10 +106,10 @@ def _params_problems(exp: Expectation, at: Loc, pb: Playbook, base: Path, books:
         elif isinstance(value, str) and value.startswith("${"):
             yield (f"{value!r}: params are world names or literal values, never references (a world name is bound "
                    f"to its sandbox id); choose from {world}"), (*at, "params", name)
-        elif whole and isinstance(value, str) and value not in world and \
+        elif whole and isinstance(value, str) and value not in world and (near := _close(value, world, NEAR)) and \
                 not carried(value, pb, base, list(books.values()) if books is not None else None):
-            yield (f"{name}: {value!r} is no world name (and no inject or runbook carries it), so it could never "
-                   f"match; {_close(value, world)}choose from {world}"), (*at, "params", name)
+            yield (f"{name}: {value!r} is no world name but close to one, and no inject or runbook carries it, so it "
+                   f"could never match; {near}choose from {world}"), (*at, "params", name)
 
 
 def expectation_problems(exp_index: int, pb: Playbook, base: Path, registry: Registry,
@@ -116,7 +120,7 @@ def expectation_problems(exp_index: int, pb: Playbook, base: Path, registry: Reg
     at: Loc = ("expectations", exp_index)
     names = pb.world.names()
     injects = [*(i.id for i in pb.injects), *sorted(omitted.injects)]
-    for field in sorted(exp.model_fields_set - COMMON - READS[exp.kind]):
+    for field in sorted(f for f in exp.model_fields_set - COMMON - READS[exp.kind] if getattr(exp, f) is not None):
         yield (f"a {exp.kind.value} expectation does not read `{field}` (it would be ignored); it reads "
                f"{sorted(READS[exp.kind])}"), (*at, field)
     if exp.after is not None and exp.after not in injects:

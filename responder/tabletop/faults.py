@@ -99,3 +99,16 @@ class FaultyAws(AwsSession):
                 return _Response(status), {"Error": {"Code": code, "Message": "tabletop fault"},
                                            "ResponseMetadata": {"HTTPStatusCode": status}}
         return None
+
+
+def armed(faults: Sequence[AwsFault | KillFault], handled: Sequence[str]) -> list[AwsFault | KillFault]:
+    """The faults a restarted service arms: all but one `kill_during` fault on an operation per kill during it so far
+    (`handled`), so a second `kill_during` on the same operation waits for the next call."""
+    used = list(handled)
+    out: list[AwsFault | KillFault] = []
+    for fault in faults:
+        if isinstance(fault, KillFault) and fault.kill_during in used:
+            used.remove(fault.kill_during)
+            continue
+        out.append(fault)
+    return out

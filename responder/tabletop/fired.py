@@ -26,20 +26,37 @@ def _never_fired(fault: AwsFault | KillFault, hits: int) -> str:
     return f"kill_at t+{fault.kill_at:g}s never fired ({hits} kill_at kill(s) happened): the scenario ended before it"
 
 
+def _kill_at_fired(run: Run) -> dict[int, bool]:
+    """Each `kill_at` fault (by its place in `faults`) with whether a kill at a virtual time happened at or after
+    its time: matched by time (earliest fault to the earliest such kill not yet matched), never by playbook order."""
+    timed = sorted(k["at"] for k in run.kills if KILL_AT in k.get("during", []))
+    out: dict[int, bool] = {}
+    for n, at in sorted(((n, f.kill_at) for n, f in enumerate(run.playbook.faults)
+                         if isinstance(f, KillFault) and f.kill_at is not None), key=lambda p: (p[1], p[0])):
+        match = next((t for t in timed if t >= at), None)
+        if match is not None:
+            timed.remove(match)
+        out[n] = match is not None
+    return out
+
+
 def grades(run: Run) -> list[Grade]:
-    """A must-pass FAIL `faults.N` for each declared fault or kill that never fired (N counts from 0)."""
+    """A must-pass FAIL `faults.N` for each declared fault or kill that never fired (N counts from 0): each
+    `kill_during` on an operation needs a kill of its own (a second on `UpdateAccessKey` needs a second kill there)."""
     out = []
-    aws = kill_at = 0
+    aws = 0
     timed = sum(1 for k in run.kills if KILL_AT in k.get("during", []))
+    at_fired = _kill_at_fired(run)
+    during: dict[str, int] = {}  # kill_during faults seen so far, by operation
     for n, fault in enumerate(run.playbook.faults):
         if isinstance(fault, AwsFault):
             fired = any(i.get("fault") == aws for i in run.faults)  # FaultyAws numbers the AWS faults in order
             aws += 1
         elif fault.kill_during is not None:
-            fired = any(fault.kill_during in k.get("during", []) for k in run.kills)
+            during[fault.kill_during] = during.get(fault.kill_during, 0) + 1
+            fired = sum(fault.kill_during in k.get("during", []) for k in run.kills) >= during[fault.kill_during]
         else:
-            kill_at += 1
-            fired = kill_at <= timed
+            fired = at_fired[n]
         if not fired:
             out.append(Grade(id=f"faults.{n}", kind=FAULT, status="FAIL", weight=1.0, must_pass=True,
                              instead=_never_fired(fault, timed)))

@@ -52,7 +52,7 @@ class Figures(BaseModel):
     wall_seconds: float = 0.0
 
 
-SIGNED_WITHOUT = ("incidents", "signature")  # a card's fields its signature does not cover (scorecard.py)
+SIGNED_WITHOUT = ("incidents", "signature")  # a card's fields its signature does not cover (signed.py)
 
 
 class CardSignature(BaseModel):
@@ -60,7 +60,8 @@ class CardSignature(BaseModel):
 
     key_id: str = Field(description="the run's signing key: the first 16 hex digits of its public key's SHA-256")
     sig: str = Field(description="base64 Ed25519 signature")
-    covers: str = Field(default="the card's canonical JSON (sorted keys, no whitespace, UTF-8) without "
+    covers: str = Field(default="the card's canonical JSON (sorted keys, no whitespace, UTF-8, an integral number "
+                        "within ±2^53 as an integer) without "
                         f"{' and '.join(f'`{k}`' for k in SIGNED_WITHOUT)}")
 
 

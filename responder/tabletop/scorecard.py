@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from responder.errors import ConfigError
 from responder.models.timeline import EntryKind
 from responder.tabletop.decisions import DECISION
 from responder.tabletop.decisions import grades as decision_grades
@@ -26,8 +24,8 @@ from responder.tabletop.grading import (
     offset,
 )
 from responder.tabletop.outcome import Run
-from responder.timeline.chain import canonical_json
-from responder.timeline.checkpoint import Checker, Signer, key_id, load_public_key
+from responder.tabletop.signed import signed_part
+from responder.timeline.checkpoint import Checker, Signer
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
 
@@ -141,36 +139,9 @@ async def build(run: Run, checker: Checker) -> Card:
                 incidents=incidents(run), deliveries=run.deliveries, defaulted=run.defaulted, failures=failed)
 
 
-def signed_part(card: Mapping[str, Any]) -> bytes:
-    """What a card's signature covers: its canonical JSON without `incidents` and `signature` (a card as a JSON
-    document, `--json` or scorecard.json, or `Card.model_dump(mode="json")`)."""
-    return canonical_json({k: v for k, v in card.items() if k not in SIGNED_WITHOUT})
-
-
-def verify_card(card: Mapping[str, Any], checker: Checker) -> bool:
-    """Whether a card (as a JSON document) carries a signature by a key of `checker` over what it says now."""
-    signature = card.get("signature")
-    if not isinstance(signature, Mapping):
-        return False
-    return checker.verifies(str(signature.get("key_id")), str(signature.get("sig")), signed_part(card))
-
-
-def check_signatures(doc: object, public_key: str | None) -> tuple[str, list[tuple[str, bool]]]:
-    """The key id checked against, and each card of a `tabletop run --json` document or scorecard.json with whether
-    its signature holds over what it says now; the key is `public_key` when given, else the document's own
-    (ConfigError when the document has no cards or no key, or the key is not one)."""
-    cards = doc.get("cards") if isinstance(doc, Mapping) else None
-    key = public_key or (doc.get("public_key") if isinstance(doc, Mapping) else None)
-    if not isinstance(cards, list) or not isinstance(key, str):
-        raise ConfigError("not a `tabletop run --json` result or scorecard.json: it needs `cards` and `public_key`")
-    checker = Checker.from_text(key)
-    return key_id(load_public_key(key)), [
-        (str(c.get("playbook")), verify_card(c, checker)) if isinstance(c, Mapping) else ("?", False) for c in cards]
-
-
 def sign_and_append(card: Card, run: Run, signer: Signer, clock: float) -> CardSignature:
-    """Sign the scorecard (Ed25519 over its canonical JSON, `signed_part`), set `card.signature`, and append it to
-    the scenario's timeline."""
+    """Sign the scorecard (Ed25519 over its canonical form, signed.py `signed_part`), set `card.signature`, and
+    append it to the scenario's timeline."""
     doc = card.model_dump(mode="json", exclude=set(SIGNED_WITHOUT))
     sig = signer.sign(signed_part(doc))
     body = {"playbook": card.playbook, "status": card.status, "score": card.score, "sha256_of": "scorecard",

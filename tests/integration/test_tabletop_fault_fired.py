@@ -33,3 +33,16 @@ def test_a_fault_that_never_fired_fails_the_run_and_the_signed_report_verifies(t
     assert failed.get("name") == "faults.0"
     verify = CliRunner().invoke(app, ["tabletop", "verify", str(report / "scorecard.json")])
     assert (verify.exit_code, verify.output.startswith("✓ iam-throttled: signed by")) == (0, True), verify.output
+
+
+@pytest.mark.timeout(120)
+def test_a_fault_only_the_runner_s_own_snapshot_would_hit_never_fires(tmp_path):
+    """A throttle on ListUserPolicies (the runner's snapshot calls it, the service does not) fails `faults.0`."""
+    shutil.copytree(ROOT / "playbooks" / "events", tmp_path / "events")
+    text = (ROOT / "playbooks" / "leaked-access-key.yaml").read_text()
+    fault = "faults:\n  - {service: iam, operation: ListUserPolicies, start: 0s, end: 10m}\ninjects:\n"
+    (tmp_path / "leaked-access-key.yaml").write_text(text.replace("injects:\n", fault, 1))
+    run = CliRunner().invoke(app, ["tabletop", "run", str(tmp_path), "--runbooks", str(ROOT / "runbooks"), "--json"])
+    [card] = json.loads(run.stdout.strip().splitlines()[-1])["cards"]
+    assert (run.exit_code, card["figures"]["faults_injected"]) == (1, 0), card["figures"]
+    assert [g["id"] for g in card["grades"] if g["status"] != "PASS"] == ["faults.0"]

@@ -17,8 +17,8 @@ def test_step_not_done_with_a_misspelt_param_is_refused(tmp_path):
 def test_step_not_done_with_a_misspelt_world_name_is_refused(tmp_path):
     """`leakd` is no world name and nothing carries it (bound to no id, it never matches): refused with the names."""
     path = write(tmp_path, LEAKED + NOT_DONE + "    params: {access_key_id: leakd}\n")
-    refused(path, "20:29", "access_key_id: 'leakd' is no world name (and no inject or runbook carries it)",
-            "did you mean 'leaked'?", "choose from ['leaked', 'ml-training', 'quarantine', 'spare']")
+    refused(path, "20:29", "access_key_id: 'leakd' is no world name but close to one, and no inject or runbook "
+            "carries it", "did you mean 'leaked'?", "choose from ['leaked', 'ml-training', 'quarantine', 'spare']")
 
 
 def test_a_reference_in_params_is_refused(tmp_path):
@@ -49,6 +49,23 @@ def test_world_names_and_carried_literals_validate(tmp_path):
     tail = (NOT_DONE + "    params: {access_key_id: spare, user_name: ml-training}\n"
             "  - {id: other, kind: step_not_done, step: deactivate-key, params: {access_key_id: AKIAEXAMPLE}}\n")
     path = write(tmp_path, LEAKED + tail)
+    assert validate(str(path)) == (0, f"✓ {path}")
+
+
+def test_a_param_value_built_by_a_template_validates(tmp_path):
+    """A value no world name is close to (a title a runbook template builds, an id) loads: unknown is not a typo."""
+    tail = ("  - id: no-escalation\n    kind: step_not_done\n    step: escalate-oncall\n"
+            "    params: {title: 'containment failed: deactivate-key (aws.iam.deactivate_access_key)', "
+            "severity: critical}\n"
+            "  - {id: other, kind: step_not_done, actuator: aws.iam.deactivate_access_key, "
+            "params: {access_key_id: AKIA0000SOMEOTHERKEY}}\n")
+    path = write(tmp_path, LEAKED + tail)
+    assert validate(str(path)) == (0, f"✓ {path}")
+
+
+def test_an_explicit_null_for_a_field_the_kind_ignores_validates(tmp_path):
+    """`within: null` and `status: null` on a step_not_done say "no value" and load (a value there is refused)."""
+    path = write(tmp_path, LEAKED + NOT_DONE + "    within: null\n    status: null\n")
     assert validate(str(path)) == (0, f"✓ {path}")
 
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from responder.sandbox import SANDBOX_CREDENTIALS
-from responder.tabletop.faults import FaultyAws, VirtualClock
+from responder.tabletop.faults import FaultyAws, VirtualClock, armed
 from responder.tabletop.fired import grades
 from responder.tabletop.models import AwsFault, Playbook
 from responder.tabletop.outcome import Run
@@ -63,3 +63,32 @@ def test_a_card_whose_fault_never_fired_fails_and_says_what_to_fix(tmp_path):
     card = asyncio.run(build(run, Checker.from_text(generate_keypair()[1])))
     assert (card.status, [g.status for g in card.grades if g.kind != "fault"]) == ("FAIL", ["PASS"])
     assert "Must fix: fault `faults.1`: iam DeleteAccessKey" in "\n".join(card.improvements)
+
+
+def _kills_run(tmp_path: Path, faults: list[dict[str, Any]], kills: list[dict[str, Any]]) -> Run:
+    pb = Playbook.model_validate({"id": "pb", "title": "t", "objectives": ["o"], "faults": faults,
+                                  "injects": [{"id": "finding", "event": "e.json"}],
+                                  "expectations": [{"id": "once", "kind": "no_double_action"}]})
+    return Run(pb, tmp_path / "pb.yaml", tmp_path / "t.jsonl", kills=kills)
+
+
+def test_kill_at_faults_are_matched_to_kills_by_time_not_playbook_order(tmp_path):
+    """With kill_at 60 listed before kill_at 10 and only the t+10s kill made, the t+60s one (faults.0) is blamed."""
+    run = _kills_run(tmp_path, [{"kill_at": 60}, {"kill_at": 10}], [{"at": 10.0, "during": ["kill_at"]}])
+    assert [(g.id, "kill_at t+60s never fired" in str(g.instead)) for g in grades(run)] == [("faults.0", True)]
+
+
+def test_two_kill_during_on_one_operation_each_need_a_kill(tmp_path):
+    """Two kill_during UpdateAccessKey and one kill during it: the second (faults.1) never fired; two kills: none."""
+    faults: list[dict[str, Any]] = [{"kill_during": "UpdateAccessKey"}, {"kill_during": "UpdateAccessKey"}]
+    once = [{"at": 10.0, "during": ["UpdateAccessKey"]}]
+    assert [g.id for g in grades(_kills_run(tmp_path, faults, once))] == ["faults.1"]
+    assert grades(_kills_run(tmp_path, faults, once * 2)) == []
+
+
+def test_a_restarted_service_arms_a_second_kill_during_on_the_same_operation():
+    """After one kill during UpdateAccessKey, a restarted child keeps the other kill_during on it armed."""
+    faults = _kills_run(Path("."), [{"kill_during": "UpdateAccessKey"}, {"kill_during": "UpdateAccessKey"},
+                                    {"kill_at": 5}], []).playbook.faults
+    assert armed(faults, ["UpdateAccessKey"]) == faults[1:]
+    assert armed(faults, ["UpdateAccessKey", "UpdateAccessKey"]) == faults[2:]
