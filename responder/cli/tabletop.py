@@ -69,7 +69,7 @@ def _report_errors(errors: list[ConfigError], json: bool, ok: list[str]) -> None
 
 @app.command()
 def validate(targets: Targets = None, runbooks: RunbooksOpt = Path("runbooks"), json: JsonOpt = False) -> None:
-    """Check playbooks: schema, event files, inject and world references, actuators, runbooks; all problems listed."""
+    """Check playbooks: schema, then references (event files, injects, world, actuators, runbooks, params, faults)."""
     found, errors, _ = _load(targets, runbooks)
     _report_errors(errors, json, [str(p) for p, _ in found])
     if not json:
@@ -120,6 +120,49 @@ def run(
         reports.print_scorecard(result, console, regressions)
     if result.failed:
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def verify(
+    scorecard: Annotated[Path, typer.Argument(help="a `tabletop run --json` result or a --report's scorecard.json",
+                                              callback=readable("scorecard"))],
+    public_key: Annotated[str | None, typer.Option("--public-key", help="the run's public key (base64): proves who "
+                                                   "signed; default: the document's own `public_key` (proves only "
+                                                   "that nothing changed since that key signed)")] = None,
+    json: JsonOpt = False,
+) -> None:
+    """Check each card's Ed25519 signature and the signed manifest (every card, once, in order; the overall status);
+    exit 1 if one does not hold, 3 if the file is no result with cards."""
+    import orjson
+
+    from responder.tabletop.signed import check_document
+
+    try:
+        checked = check_document(orjson.loads(scorecard.read_bytes()), public_key)
+    except (OSError, orjson.JSONDecodeError, ConfigError) as exc:
+        print_error(ConfigError(f"{scorecard}: {exc}"))
+        raise typer.Exit(EXIT_CONFIG) from exc
+    key = checked.key_id
+    origin = "given" if checked.given else "embedded"
+    if json:
+        emit_json({"ok": checked.ok, "key_id": key, "key": origin, "manifest": checked.manifest,
+                   "cards": [{"playbook": p, "verified": ok} for p, ok in checked.cards]})
+    else:
+        for playbook, ok in checked.cards:
+            _say(f"{'✓' if ok else '✗'} {playbook}: " + (f"signed by {key}" if ok else f"signature does not hold "
+                f"under {key}: the card was changed after it was signed, or another key signed it"))
+        for problem in checked.manifest or ["✓ manifest: every card the run signed, once each, in order"]:
+            _say(problem if problem.startswith("✓") else f"✗ manifest: {problem}")
+        if not checked.given:
+            _say(f"key {key} is the document's own `public_key`: this proves nothing changed since it signed, not who "
+                "signed; pass --public-key, or compare the key id with the one the run printed")
+    if not checked.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _say(text: str) -> None:
+    """One line of a result's text, as written (it may quote a playbook's name)."""
+    console.print(plain(text), highlight=False, markup=False, soft_wrap=True)
 
 
 top = typer.Typer()  # `responder replay` sits at the root, beside `run`

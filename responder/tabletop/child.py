@@ -19,9 +19,8 @@ import orjson
 from responder import log
 from responder.sandbox import SANDBOX_CREDENTIALS
 from responder.service import Service
-from responder.tabletop.faults import FaultyAws, VirtualClock
+from responder.tabletop.faults import FaultyAws, VirtualClock, armed
 from responder.tabletop.host import ChildConfig, Tracked
-from responder.tabletop.models import KillFault
 
 
 async def serve(replies: int) -> None:
@@ -36,7 +35,7 @@ async def serve(replies: int) -> None:
     settings = config.service_settings()
     clock = VirtualClock(config.start)
     clock.now = config.now
-    faults = [f for f in config.faults if not (isinstance(f, KillFault) and f.kill_during in config.handled)]
+    faults = armed(config.faults, config.handled)
     aws = FaultyAws(endpoint_url=str(settings.aws_endpoint_url), credentials=SANDBOX_CREDENTIALS, clock=clock,
                     faults=faults, loop=loop)
     service = Service(settings, aws=aws, clock=clock)

@@ -66,10 +66,11 @@ def grades(run: Run) -> list[Grade]:
     return out
 
 
-def problems(pb: Playbook, base: Path, books: Sequence[Runbook] | None,
-             steps: set[str]) -> Iterator[tuple[str, tuple[int | str, ...]]]:
+def problems(pb: Playbook, base: Path, books: Sequence[Runbook] | None, steps: set[str],
+             whole: bool = True) -> Iterator[tuple[str, tuple[int | str, ...]]]:
     """What can be seen before the run: a step no runbook records, a key not in `approval_keys`, a target that is
-    no world name (nor a value the injects or runbooks carry), a decision due before any step could be parked."""
+    no world name (nor a value the injects or runbooks carry), a decision due before any step could be parked; the
+    last two only when `whole` (no inject was left out for a schema error: they read the injects)."""
     names = pb.world.names()
     world = sorted({n for kind in names.values() for n in kind})
     first = min((i.at or 0.0 for i in pb.injects if i.after is None), default=0.0)
@@ -78,17 +79,17 @@ def problems(pb: Playbook, base: Path, books: Sequence[Runbook] | None,
         if books is not None and d.step not in steps:
             yield (f"step {d.step!r} is no step a runbook records; choose from {sorted(steps)} (an escalation is "
                    "`<on_failure step>.<failed step>`)"), (*at, "step")
-        if d.target is not None and d.target not in world and not _carried(d.target, pb, base, books):
+        if whole and d.target is not None and d.target not in world and not carried(d.target, pb, base, books):
             yield (f"target {d.target!r} is no world name (and no inject or runbook carries it); choose from {world}, "
                    "or leave `target` out to answer the step's latest request"), (*at, "target")
         if d.key not in pb.settings.approval_keys:
             yield f"key {d.key!r} is not in settings.approval_keys {sorted(pb.settings.approval_keys)}", (*at, "key")
-        if d.at <= first:
+        if whole and d.at <= first:
             yield (f"at t+{d.at:g}s the decision comes no later than the first inject (t+{first:g}s): no step can "
                    "be parked yet, so it would answer nothing"), (*at, "at")
 
 
-def _carried(value: str, pb: Playbook, base: Path, books: Sequence[Runbook] | None) -> bool:
+def carried(value: str, pb: Playbook, base: Path, books: Sequence[Runbook] | None) -> bool:
     """Whether a literal target appears in an inject (event file, overrides, vary) or a runbook step's params."""
     texts = [json.dumps([i.overrides, i.vary]) for i in pb.injects]
     for inject in pb.injects:

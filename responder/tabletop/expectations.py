@@ -25,6 +25,21 @@ class ExpectKind(StrEnum):
     NO_DOUBLE_ACTION = "no_double_action"
 
 
+COMMON = frozenset({"id", "kind", "weight", "must_pass", "after"})  # `after` also anchors injects on any kind
+_MATCH = frozenset({"runbook", "step", "actuator", "params"})  # how a step result (or trip, or request) is named
+READS: dict[ExpectKind, frozenset[str]] = {  # the fields each kind's grade reads besides COMMON (grading.py)
+    ExpectKind.RUNBOOK_MATCHED: frozenset({"runbook", "within", "count"}),
+    ExpectKind.STEP_DONE: _MATCH | {"status", "within", "count"},
+    ExpectKind.STEP_NOT_DONE: _MATCH,  # successful steps, at any time: no status, window or count
+    ExpectKind.APPROVAL_REQUESTED: _MATCH | {"within", "count"},
+    ExpectKind.GUARD_TRIPPED: _MATCH | {"reason", "within", "count"},
+    ExpectKind.DEAD_LETTERED: frozenset({"reason", "count"}),  # the run's dead letters: no window
+    ExpectKind.STATE: frozenset({"check", "resource", "role", "version"}),
+    ExpectKind.TIMELINE_VERIFIES: frozenset(),
+    ExpectKind.NO_DOUBLE_ACTION: frozenset(),
+}
+
+
 class StateCheck(StrEnum):
     """End states read from the sandbox."""
 

@@ -89,13 +89,26 @@ class FaultyAws(AwsSession):
         for kill in self.kills:
             if kill.operation == op and not kill.fired:
                 kill.hit()
-        for fault in self.errors:
-            spent = sum(1 for i in self.injected if i["fault"] == id(fault))
+        for n, fault in enumerate(self.errors):  # `fault`: its place among the playbook's AWS faults (fired.py)
+            spent = sum(1 for i in self.injected if i["fault"] == n)
             if fault.operation == op and fault.service == service and fault.start <= self.clock.offset < fault.end \
                     and (fault.times is None or spent < fault.times):
                 status, code = (400, "Throttling") if fault.error == "throttle" else (503, "ServiceUnavailable")
                 self.injected.append({"at": self.clock.offset, "service": service, "operation": op, "code": code,
-                                      "fault": id(fault)})
+                                      "fault": n})
                 return _Response(status), {"Error": {"Code": code, "Message": "tabletop fault"},
                                            "ResponseMetadata": {"HTTPStatusCode": status}}
         return None
+
+
+def armed(faults: Sequence[AwsFault | KillFault], handled: Sequence[str]) -> list[AwsFault | KillFault]:
+    """The faults a restarted service arms: all but one `kill_during` fault on an operation per kill during it so far
+    (`handled`), so a second `kill_during` on the same operation waits for the next call."""
+    used = list(handled)
+    out: list[AwsFault | KillFault] = []
+    for fault in faults:
+        if isinstance(fault, KillFault) and fault.kill_during in used:
+            used.remove(fault.kill_during)
+            continue
+        out.append(fault)
+    return out

@@ -52,6 +52,19 @@ class Figures(BaseModel):
     wall_seconds: float = 0.0
 
 
+SIGNED_WITHOUT = ("incidents", "signature")  # a card's fields its signature does not cover (signed.py)
+
+
+class CardSignature(BaseModel):
+    """The Ed25519 signature of a card, and what it covers (`responder tabletop verify` checks it)."""
+
+    key_id: str = Field(description="the run's signing key: the first 16 hex digits of its public key's SHA-256")
+    sig: str = Field(description="base64 Ed25519 signature")
+    covers: str = Field(default="the card's canonical JSON (sorted keys, no whitespace, UTF-8, an integral number "
+                        "within ±2^53 as an integer) without "
+                        f"{' and '.join(f'`{k}`' for k in SIGNED_WITHOUT)}")
+
+
 class Card(BaseModel):
     """The scorecard of one scenario."""
 
@@ -72,6 +85,7 @@ class Card(BaseModel):
                                  "service gave the default_on_failure steps (as production would), run or not")
     failures: list[StepFailure] = Field(default_factory=list, description="each failed, refused or timed-out step "
                                         "and who heard of it (responder/tabletop/failures.py)")
+    signature: CardSignature | None = Field(default=None, description="set once the card is signed (scorecard.py)")
 
 
 def offset(entry: TimelineEntry, start: float) -> float:

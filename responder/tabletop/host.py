@@ -78,7 +78,8 @@ class ChildConfig(BaseModel):
 
     settings: dict[str, Any]
     faults: list[AwsFault | KillFault]
-    handled: list[str] = Field(default_factory=list, description="kill points already used (not armed again)")
+    handled: list[str] = Field(default_factory=list, description="kill points already used (not armed again): an "
+                               "operation once per kill during it, so a second `kill_during` on it stays armed")
     start: float
     now: float
 
@@ -185,7 +186,7 @@ class ChildProcess:
         self.proc.send_signal(signal.SIGKILL)
         code = await self.proc.wait()
         self.restarts += 1
-        self.config.handled = sorted({*self.config.handled, *self.last.kills})
+        self.config.handled = sorted([*self.config.handled, *self.last.kills])  # each kill point used, once per kill
         return {"pid": pid, "signal": "SIGKILL", "returncode": code, "during": list(self.last.kills)}
 
     async def stop(self) -> Status:

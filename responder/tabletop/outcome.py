@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from responder.actuators.aws.session import AwsSession
 from responder.models.timeline import TimelineEntry
-from responder.tabletop.faults import FaultyAws
 from responder.tabletop.models import Playbook
 from responder.tabletop.world import Bindings
 
@@ -33,7 +33,7 @@ class Run:
     wall: float = 0.0
     error: str | None = None
     entries: list[TimelineEntry] = field(default_factory=list)
-    aws: FaultyAws | None = None
+    aws: AwsSession | None = None  # the runner's own session, without faults: state checks read through it
     deliveries: list[dict[str, Any]] = field(default_factory=list)  # each record: inject, transport, auth, status
     undelivered: dict[str, str] = field(default_factory=dict)  # inject id → the anchor it waited for in vain
     unanswered: dict[int, str] = field(default_factory=dict)  # decision index → why it found no request to answer

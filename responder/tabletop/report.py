@@ -146,7 +146,8 @@ def markdown(result: SuiteResult, regress: list[str]) -> str:
     """The after-action report: summary table, each scenario's grades with evidence, an improvement list; text from
     playbooks and timelines as inert Markdown (responder/timeline/markdown.py)."""
     lines = ["# Tabletop after-action report", "",
-             f"Scorecards signed with Ed25519 key `{result.key_id}` and appended to each scenario's timeline.", "",
+             f"Scorecards signed with Ed25519 key `{result.key_id}` and appended to each scenario's timeline; "
+             "`responder tabletop verify scorecard.json` checks the signatures.", "",
              "| playbook | status | score | first action | contain | actions | collateral |",
              "|---|---|---|---|---|---|---|"]
     for c in result.cards:
@@ -219,12 +220,13 @@ def html_report(result: SuiteResult) -> str:
 
 
 def junit(result: SuiteResult) -> str:
-    """JUnit XML: one testsuite per playbook, one testcase per expectation; text XML 1.0 forbids (an escape sequence
-    in an error) written as a visible escape (responder.escapes.xml_text), so the document always parses."""
+    """JUnit XML: one testsuite per playbook, one testcase per expectation (and a `scenario` one when the scenario
+    did not finish, counted in `tests` as in `failures`); text XML 1.0 forbids (an escape sequence in an error) written
+    as a visible escape (responder.escapes.xml_text), so the document always parses."""
     root = ET.Element("testsuites", name="tabletop")
     for c in result.cards:
         failures = sum(g.status != "PASS" for g in c.grades) + (1 if c.error else 0)
-        suite = ET.SubElement(root, "testsuite", name=xml_text(c.playbook), tests=str(len(c.grades)),
+        suite = ET.SubElement(root, "testsuite", name=xml_text(c.playbook), tests=str(len(c.grades) + bool(c.error)),
                               failures=str(failures), time=f"{c.figures.wall_seconds:.3f}")
         if c.error:
             case = ET.SubElement(suite, "testcase", classname=xml_text(c.playbook), name="scenario")

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from responder.actuators.aws.session import AwsSession
 from responder.actuators.registry import registry
 from responder.ingest.approvals import KafkaPublisher
 from responder.ingest.kafka import ensure_topics
@@ -78,10 +79,12 @@ class Scenario:
         started = time.monotonic()
         rs = self.run_state
         self.sandbox.aws.reset()
+        # the runner's own calls (seeding, snapshots, state checks) go through a session without faults: a fault
+        # fires only on the service's calls, and only those use up its `times` (fired.py grades what fired)
+        rs.aws = own = AwsSession(endpoint_url=self.sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS)
         aws = FaultyAws(endpoint_url=self.sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS,
                         clock=self.clock, faults=[f for f in self.pb.faults if isinstance(f, AwsFault)],
                         loop=asyncio.get_running_loop())  # kill points are armed in the service's own process
-        rs.aws = aws
         rs.start = self.clock.start
         kills = sum(isinstance(f, KillFault) for f in self.pb.faults)
         self.child = ChildProcess(self.work, rs.timeline, self.clock, kills) if kills else None
@@ -89,14 +92,14 @@ class Scenario:
             async with asyncio.timeout(self.pb.timeout):
                 if self.child is not None:
                     await self.child.warm(1)  # its imports overlap the seeding
-                rs.bindings = await seed(aws, self.pb.world, self.work)
+                rs.bindings = await seed(own, self.pb.world, self.work)
                 if self.child is not None:  # a spare for the first restart (not earlier: moto's first calls
                     await self.child.warm(2)  # are slow, and two importing interpreters starve a small machine)
-                rs.before = await snapshot(aws, rs.bindings)
+                rs.before = await snapshot(own, rs.bindings)
                 self.progress("setup", "world seeded")
                 await ensure_topics(self.sandbox.broker.bootstrap, list(self.topics.values()), partitions=1)
                 await self._drive(aws)
-                rs.after = await snapshot(aws, rs.bindings)
+                rs.after = await snapshot(own, rs.bindings)
         except TimeoutError:
             rs.error = f"stopped at its deadline of {self.pb.timeout:g} s (wall); the scenario hung"
         except Exception as exc:  # a broken scenario is a failed scenario, reported with why
@@ -105,8 +108,8 @@ class Scenario:
         finally:
             if self.child is not None:
                 await self.child.stop()  # idempotent: also reaps a spare or a child left by a hung scenario
-        # in process the service shares `aws` (its status already listed them); a child had its own
-        rs.faults = [*aws.injected, *rs.faults] if self.child is not None else list(aws.injected)
+        # in process the service uses `aws` (its status already listed them); a child had its own, and `aws` none
+        rs.faults = rs.faults if self.child is not None else list(aws.injected)
         rs.end = self.clock.offset
         rs.wall = time.monotonic() - started
         return rs

@@ -9,9 +9,22 @@ from responder.tabletop.decisions import DECISION
 from responder.tabletop.decisions import grades as decision_grades
 from responder.tabletop.expectations import ExpectKind
 from responder.tabletop.failures import TOLD, StepFailure, step_failures
-from responder.tabletop.grading import CONTAINING, Card, Figures, Grade, Status, cite, grade, offset
+from responder.tabletop.fired import FAULT
+from responder.tabletop.fired import grades as fault_grades
+from responder.tabletop.grading import (
+    CONTAINING,
+    SIGNED_WITHOUT,
+    Card,
+    CardSignature,
+    Figures,
+    Grade,
+    Status,
+    cite,
+    grade,
+    offset,
+)
 from responder.tabletop.outcome import Run
-from responder.timeline.chain import canonical_json
+from responder.tabletop.signed import signed_part
 from responder.timeline.checkpoint import Checker, Signer
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
@@ -68,6 +81,9 @@ def improvements(grades: list[Grade], fig: Figures, error: str | None,
         if g.kind == DECISION:
             out.append(f"Must fix: decision `{g.id}` answered nothing, {g.instead}. Fix its step, target or time.")
             continue
+        if g.kind == FAULT:
+            out.append(f"Must fix: fault `{g.id}`: {g.instead}. Fix its operation or window, or drop it.")
+            continue
         lead = "Must fix" if g.must_pass else "Improve"
         out.append(f"{lead}: expectation `{g.id}` ({g.kind}) was {g.status}: {g.instead or 'no evidence'}.")
     for inject, anchor in undelivered.items():
@@ -106,7 +122,8 @@ def incidents(run: Run) -> list[dict[str, Any]]:
 
 async def build(run: Run, checker: Checker) -> Card:
     """Grade every expectation and compute the figures."""
-    grades = [*[await grade(e, run, checker) for e in run.playbook.expectations], *decision_grades(run)]
+    grades = [*[await grade(e, run, checker) for e in run.playbook.expectations], *decision_grades(run),
+              *fault_grades(run)]
     total = sum(g.weight for g in grades)
     earned = sum(g.weight * (1.0 if g.status == "PASS" else 0.5 if g.status == "PARTIAL" else 0.0) for g in grades)
     status: Status = "PASS"
@@ -122,14 +139,16 @@ async def build(run: Run, checker: Checker) -> Card:
                 incidents=incidents(run), deliveries=run.deliveries, defaulted=run.defaulted, failures=failed)
 
 
-def sign_and_append(card: Card, run: Run, signer: Signer, clock: float) -> dict[str, Any]:
-    """Sign the scorecard (Ed25519 over its canonical JSON) and append it to the scenario's timeline."""
-    doc = card.model_dump(mode="json", exclude={"incidents"})
-    sig = signer.sign(canonical_json(doc))
+def sign_and_append(card: Card, run: Run, signer: Signer, clock: float) -> CardSignature:
+    """Sign the scorecard (Ed25519 over its canonical form, signed.py `signed_part`), set `card.signature`, and
+    append it to the scenario's timeline."""
+    doc = card.model_dump(mode="json", exclude=set(SIGNED_WITHOUT))
+    sig = signer.sign(signed_part(doc))
     body = {"playbook": card.playbook, "status": card.status, "score": card.score, "sha256_of": "scorecard",
             "scorecard": doc, "key_id": signer.key_id, "sig": sig}
     recorder = Recorder(FileStore(run.timeline), signer=signer)
     recorder.clock = lambda: clock
     recorder.append(EntryKind.TABLETOP_SCORECARD, body)
     recorder.close()  # seals with a signed checkpoint over the scorecard entry
-    return {"key_id": signer.key_id, "sig": sig}
+    card.signature = CardSignature(key_id=signer.key_id, sig=sig)
+    return card.signature

@@ -6,6 +6,7 @@ import asyncio
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,18 @@ from responder.tabletop.models import Playbook
 from responder.tabletop.outcome import Run
 from responder.tabletop.runner import Scenario
 from responder.tabletop.scorecard import build, sign_and_append
+from responder.tabletop.signed import Manifest, sign_manifest
 from responder.timeline.checkpoint import Checker, Signer, generate_keypair
 
 
 class SuiteResult(BaseModel):
-    """Every scenario's card, the key that signed them, and the wall time."""
+    """Every scenario's card, the key that signed them, the signed manifest of the whole, and the wall time."""
 
     cards: list[Card]
     key_id: str
     public_key: str
     wall_seconds: float
+    manifest: Manifest | None = None  # set by run_suite once every card is signed (signed.py)
 
     @property
     def failed(self) -> bool:
@@ -57,7 +60,7 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
     `progress(playbook, kind, text)` hears of it as it happens; kinds: start, setup, clock, inject, decision,
     fault, expect (an expectation met or graded), done (the scenario's status and score).
     """
-    started = time.monotonic()
+    started, started_wall, run_id = time.monotonic(), round(time.time(), 3), uuid.uuid4().hex
     books = load_runbooks(runbooks_dir, registry)
     for _, pb in playbooks:  # a default the service would refuse: refused before the sandbox starts
         scenario_runbooks(pb, books, default_on_failure, registry)
@@ -95,4 +98,5 @@ async def run_suite(playbooks: Sequence[tuple[Path, Playbook]], runbooks_dir: Pa
         if work is None:  # nobody asked to keep the timelines and model registries
             shutil.rmtree(root, ignore_errors=True)
     return SuiteResult(cards=cards, key_id=signer.key_id, public_key=public,
-                       wall_seconds=round(time.monotonic() - started, 3))
+                       wall_seconds=round(time.monotonic() - started, 3),
+                       manifest=sign_manifest(cards, signer, run_id, started_wall))

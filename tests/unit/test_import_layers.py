@@ -107,7 +107,8 @@ def test_a_layered_package_s_parts_import_one_another_without_a_circle(package: 
 DOC_ORDERS = [("responder.engine", "engine.md", "Inside `responder.engine` the modules import downwards only:"),
               ("responder.models", "engine.md", "The models import"),
               ("responder.actuators", "development.md", "- `responder.actuators`:"),
-              ("responder.ingest", "development.md", "- `responder.ingest`:")]
+              ("responder.ingest", "development.md", "- `responder.ingest`:"),
+              ("responder.tabletop", "development.md", "- `responder.tabletop`:")]
 
 
 @pytest.mark.parametrize(("package", "page", "before"), DOC_ORDERS, ids=[p for p, _, _ in DOC_ORDERS])

@@ -13,6 +13,8 @@ from responder.tabletop.inject import inject_records
 from responder.tabletop.models import Inject
 from responder.tabletop.schema import playbook_schema_text
 from responder.tabletop.world import Bindings, Bound
+from tests.playbook_kit import validate as _validate
+from tests.playbook_kit import write as _write
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
@@ -36,18 +38,6 @@ expectations:
     check: key_inactive
     resource: main
 """
-
-
-def _write(tmp_path: Path, text: str, name: str = "pb") -> Path:
-    (tmp_path / "event.json").write_text('{"detail": {"key": "AKIA"}}')
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(text)
-    return path
-
-
-def _validate(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(app, ["tabletop", "validate", "--runbooks", str(ROOT / "runbooks"), *args])
-    return result.exit_code, result.output.replace("\n", "")
 
 
 def test_committed_schema_is_current():

@@ -158,3 +158,15 @@ def test_junit_is_well_formed_xml_whatever_the_text(tmp_path):
     messages = [f.get("message") or "" for f in root.iter("failure")]
     assert len(messages) == 2
     assert all("\\x1b]0;pwned\\x07" in m and "\\x00" in m and "\\ufffe" in m for m in messages), messages
+
+
+def test_junit_counts_the_scenario_testcase_of_a_scenario_that_did_not_finish():
+    """A scenario that stopped with an error counts its `scenario` testcase in `tests` as in `failures`."""
+    card = _card("FAIL", "FAIL", None, [])
+    card.grades.append(card.grades[0].model_copy(update={"id": "key-on", "status": "PASS"}))
+    card.error = "stopped at its deadline of 60 s (wall); the scenario hung"
+    suite = ET.fromstring(junit(_result(card))).find("testsuite")
+    assert suite is not None
+    cases = suite.findall("testcase")
+    assert (suite.get("tests"), suite.get("failures"), len(cases), sum(c.find("failure") is not None for c in cases)) \
+        == ("3", "2", 3, 2)
