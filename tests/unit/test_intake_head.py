@@ -70,8 +70,7 @@ async def test_fifty_keep_alive_requests_of_five_headers_are_all_served(served: 
 
 
 async def test_a_head_timeout_and_a_connection_over_the_bound_are_counted(served: tuple[Intake, int]) -> None:
-    """The bodiless 408 (head too slow) and 503 (over intake_max_connections) count as slow-client and
-    too-many-connections."""
+    """A bodiless 408 (head too slow) and 503 (past intake_max_connections) count: slow-client, too-many-connections."""
     intake, port = served
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
