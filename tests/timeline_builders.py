@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline import FileStore, Recorder
 from responder.timeline.archive import Archiver, MemoryArchive
 from responder.timeline.checkpoint import Signer, generate_keypair
@@ -65,3 +66,16 @@ def rehash(docs: list[dict]) -> bytes:
                                       canonical_json(d["body"]))
         out.append(canonical_json(d) + b"\n")
     return b"".join(out)
+
+
+class RecorderV1(Recorder):
+    """The recorder as before 2026-12-07: version-1 checkpoints, which sign no cadence (what older files hold)."""
+
+    def checkpoint(self) -> TimelineEntry | None:
+        """A version-1 checkpoint over the head, as the recorder wrote it then."""
+        if self.signer is None or self._next_seq == 0:
+            return None
+        body = self.signer.body(self.writer, self._next_seq - 1, self._head)
+        self._since_checkpoint, self._owed = 0, False
+        self._checkpoint_clock = self.clock()
+        return self._seal(EntryKind.CHECKPOINT, dict(body), None)

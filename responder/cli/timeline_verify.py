@@ -87,7 +87,8 @@ def _unchecked(path: Path, why: str) -> tuple[dict[str, object], int]:
 def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool,
                 results: dict[Path, Verification]) -> tuple[dict[str, object], int]:
     """Verify one file, print its verdict for a human (not with `json`) and keep its result in `results`; its
-    document and exit code (0; 1 broken; 3 not checked; 4 its unsigned tail is past the cadence)."""
+    document and exit code (0; 1 broken; 3 not checked; 4 unproven: no public key, or an unsigned tail past the
+    cadence or the interval)."""
     try:
         result = verify_file(path, public_key, archive, anchor)
     except ChainBroken as exc:
@@ -100,16 +101,20 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         return _unchecked(path, f"cannot check {path}: {exc}")
     results[path] = result
     doc: dict[str, object] = {"path": str(path), **result.as_dict()}
-    code = EXIT_UNSIGNED if result.past_cadence else 0
+    code = EXIT_UNSIGNED if result.unproven else 0
     if json:
         return doc, code
-    if result.past_cadence:
-        print_error(f"{path}: NOT fully proven: {result.reason()}", "!", "yellow")
+    if result.unproven:
+        print_error(f"{path}: NOT {'proven' if result.verdict == 'chain_only' else 'fully proven'}: "
+                    f"{result.reason()}", "!", "yellow")
         return doc, code
-    console.print(plain(f"✓ {path}: {result.entries} entries verify; head {result.head}"), style="green",
+    tail = result.unproven_seqs
+    signed = (f"{result.entries} entries verify" if tail is None else
+              f"seq 0-{result.last_checkpoint} verify, signed by checkpoint seq {result.last_checkpoint}")
+    console.print(plain(f"✓ {path}: {signed}; head {result.head}"), style="green",
                   markup=False, highlight=False)  # as print_ok does: a path is anyone's name
-    signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
-    console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
+    console.print(f"  {result.checkpoints} checkpoints, signatures verified; {result.unsigned_tail} entries after "
+                  "the last one")
     for run in result.unsigned_offline:
         console.print(plain(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by "
                                    f"offline writer {run.writer}"), markup=False)  # an unsigned entry's: anyone's
@@ -117,4 +122,6 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         console.print(f"  {result.archived_entries} entries match the archive {archive}")
     if result.anchors_checked:
         console.print(f"  anchored at seq {', '.join(map(str, result.anchors_checked))}")
+    if tail is not None:  # exit 0, but never "verified" for what no signature covers
+        print_error(f"{path}: unsigned tail NOT proven: {result.reason()}", "!", "yellow")
     return doc, code
