@@ -143,6 +143,10 @@ def _verdict(v: Mapping[str, Any]) -> str:
             return f"NOT FULLY PROVEN (unsigned offline tail): {why}"
         case "unsigned_tail_past_interval":
             return f"NOT FULLY PROVEN (unsigned tail past the interval): {why}"
+        case "unsigned_tail_two_writers":
+            return f"NOT FULLY PROVEN (unsigned tail of two writers): {why}"
+        case "no_entries":
+            return f"NOT PROVEN (no entries): {why}"
     return f"NOT VERIFIED at entry {v.get('first_bad_seq')}: {why}"
 
 

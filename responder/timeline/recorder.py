@@ -52,6 +52,7 @@ class Recorder(GroupCommit):
         checkpoint_interval: float = 10.0,
         retry_max: float = 5.0,
         clock: Callable[[], float] = time.time,
+        carry_cadence: bool = False,
     ) -> None:
         super().__init__(store, linger, retry_max)
         self.clock = clock
@@ -69,6 +70,8 @@ class Recorder(GroupCommit):
         self.signed_on_disk = False  # the file held a checkpoint when opened (someone signs this timeline)
         self.tail_cadence = checkpoint_every  # what `verify` allows after the last checkpoint on disk (it signs it)
         self._owed = False  # a checkpoint before the next entry (see _resume)
+        self._carry = carry_cadence  # an offline command's: its checkpoints keep the file's signed cadence
+        self._carried: Cadence | None = None
         self._closed = False
         self._resume()
         self.opened_seq, self._opened_run = self._next_seq, self._since_checkpoint
@@ -83,16 +86,18 @@ class Recorder(GroupCommit):
                    checkpoint_interval=settings.timeline_checkpoint_interval, clock=clock)
 
     @classmethod
-    def offline(cls, path: Path, settings: Settings) -> Recorder:
+    def offline(cls, path: Path, settings: Settings, store: FileStore | None = None) -> Recorder:
         """A command's recorder on a stopped service's file (`undo`, `models …`): it seals what it adds with a signed
         checkpoint on close when this host has the signing key (`unsigned()` otherwise). Its writer is
-        `offline:host:pid:token`, so `verify` tells its unsigned entries from the service's (see verify_lines)."""
+        `offline:host:pid:token`, so `verify` tells its unsigned entries from the service's (see verify_lines). Its
+        checkpoints sign the cadence the file's last checkpoint signs (the service's), when it signs one, not this
+        host's settings: they would widen the tail `verify` allows. `store`: the file already opened (its lock held)."""
         key = settings.timeline_signing_key
-        store = FileStore(path)
+        store = store or FileStore(path)
         recorder = cls(store, f"{OFFLINE_WRITER}{default_writer_id()}:{secrets.token_hex(3)}",  # a pid may repeat
                        signer=Signer.from_text(key.get_secret_value()) if key else None,
                        checkpoint_every=settings.timeline_checkpoint_every,
-                       checkpoint_interval=settings.timeline_checkpoint_interval)
+                       checkpoint_interval=settings.timeline_checkpoint_interval, carry_cadence=True)
         if recorder.signer is None and not recorder.signed_on_disk:  # the tail read at open may start after the last
             run, signed, cadence = unsigned_run(store.path)  # checkpoint (a crash): count over the whole file
             recorder.signed_on_disk, recorder._opened_run = signed, run
@@ -128,7 +133,10 @@ class Recorder(GroupCommit):
         self._since_checkpoint, self.signed_on_disk = state.since_checkpoint, state.signed
         if state.cadence is not None:
             self.tail_cadence = state.cadence.every
-        mine = Cadence.of(self.checkpoint_every, self.checkpoint_interval)
+            if self._carry:  # never wider than what the service signs
+                self._carried = state.cadence
+                self.checkpoint_every, self.checkpoint_interval = state.cadence.every, state.cadence.interval_ms / 1000
+        mine = self.cadence()
         self._owed = self.signer is not None and (state.since_checkpoint > 0
                                                   or (state.signed and state.cadence != mine))
         if self._since_checkpoint >= self.checkpoint_every or (state.partial and not state.signed
@@ -183,12 +191,15 @@ class Recorder(GroupCommit):
     def _checkpoint_due(self) -> bool:
         return self._since_checkpoint > 0 and self.clock() - self._checkpoint_clock >= self.checkpoint_interval
 
+    def cadence(self) -> Cadence:
+        """The cadence this recorder's checkpoints sign: the file's, carried forward (`offline`), else its own."""
+        return self._carried or Cadence.of(self.checkpoint_every, self.checkpoint_interval)
+
     def checkpoint(self) -> TimelineEntry | None:
         """Append a signed checkpoint over the current head now (None without a signer or an empty chain)."""
         if self.signer is None or self._next_seq == 0:
             return None
-        body = self.signer.body(self.writer, self._next_seq - 1, self._head,
-                                Cadence.of(self.checkpoint_every, self.checkpoint_interval))
+        body = self.signer.body(self.writer, self._next_seq - 1, self._head, self.cadence())
         self._since_checkpoint, self._owed = 0, False
         self._checkpoint_clock = self.clock()
         return self._seal(EntryKind.CHECKPOINT, dict(body), None)

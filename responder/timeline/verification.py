@@ -26,6 +26,8 @@ VERDICTS = {
     "unsigned_tail": "signed up to the last checkpoint; the entries after it (within the cadence) are unproven",
     "unsigned_offline_tail": "signed up to the last checkpoint; an offline writer's unsigned entries pass the cadence",
     "unsigned_tail_past_interval": "signed up to the last checkpoint; the unsigned tail spans more than its interval",
+    "unsigned_tail_two_writers": "signed up to the last checkpoint; the unsigned tail holds a second writer's entries",
+    "no_entries": "the file holds no entry: nothing is proven (a file cut to nothing looks the same)",
     "chain_only": "links and hashes hold; no public key, so no signature or cadence was checked",
 }
 """Each verdict of a chain whose links hold. `verified` and `unsigned_tail` exit 0; the others exit 4 (unproven)."""
@@ -54,8 +56,8 @@ class Verification:
     """The entries allowed after the last checkpoint: the cadence it signs, else the setting (None: not checked)."""
     interval_ms: int | None = None
     """The checkpoint interval the last checkpoint signs (None: a version-1 checkpoint, or none checked)."""
-    late: tuple[int, str] | None = None
-    """The first unsigned entry stamped past twice that interval, and why (responder/timeline/tail.py)."""
+    tail_problem: tuple[str, int, str] | None = None
+    """Why the unsigned tail is no live writer's: verdict, first seq at fault, why (responder/timeline/tail.py)."""
 
     @property
     def unsigned_offline(self) -> list[OfflineRun]:
@@ -67,10 +69,12 @@ class Verification:
         """One of `VERDICTS`: never `verified` while an entry is left that no checked signature covers."""
         if not self.signatures_checked:
             return "chain_only"
+        if not self.entries:
+            return "no_entries"
         if self.past_cadence:
             return "unsigned_offline_tail"
-        if self.late is not None:
-            return "unsigned_tail_past_interval"
+        if self.tail_problem is not None:
+            return self.tail_problem[0]
         return "unsigned_tail" if self.unsigned_tail else "verified"
 
     @property
@@ -116,8 +120,11 @@ class Verification:
             runs = "; ".join(f"seq {r.first_seq}-{r.last_seq} by {r.writer}" for r in self.unsigned_offline)
             return (f"{after}, more than the cadence ({self.cadence}), within the allowance of an offline command "
                     f"without the signing key ({runs}){check}")
-        if verdict == "unsigned_tail_past_interval" and self.late is not None:
-            return f"{after}; {self.late[1]}{check}"
+        if verdict == "no_entries":
+            return ("no entries: an empty file proves nothing, and a file cut to nothing looks the same; compare it "
+                    "with the archive (--archive) or an anchor (--anchor)")
+        if self.tail_problem is not None:
+            return f"{after}; {self.tail_problem[2]}{check}"
         within = (f"within the cadence ({self.cadence} entries"
                   f"{f', {self.interval_ms / 1000:g} s' if self.interval_ms else ''})" if self.cadence else
                   "no cadence checked")

@@ -14,7 +14,7 @@ import orjson
 from responder.errors import ChainBroken
 from responder.models.timeline import GENESIS_HASH, EntryKind
 from responder.timeline.checkpoint import Checker, recorded_cadence
-from responder.timeline.tail import OFFLINE_WRITER, late_entry, offline_run
+from responder.timeline.tail import OFFLINE_WRITER, offline_run, tail_problem
 from responder.timeline.verification import OfflineRun, Verification
 
 FIELDS = frozenset(("seq", "writer", "at", "kind", "incident", "body", "prev", "hash"))
@@ -54,7 +54,7 @@ def verify_lines(
     run: OfflineRun | None = None  # the offline writer's run the last entry belongs to
     limit = cadence if checker is not None and cadence is not None else None
     interval_ms: int | None = None  # the interval the last checkpoint signs (version 2)
-    tail: list[dict[str, object]] = []  # each entry after the last checkpoint, with a checker (`late_entry`'s)
+    tail: list[dict[str, object]] = []  # each entry after the last checkpoint, with a checker (`tail_problem`'s)
     keep = tail.append
     for number, line in enumerate(lines, start=1):
         if not line or line.isspace():
@@ -137,12 +137,12 @@ def verify_lines(
                                f"at seq {seq - 1}")
     if writer is not None:
         last_by[writer] = (seq - 1, prev)
-    late = late_entry([(str(e["writer"]), str(e["at"])) for e in tail], seq - len(tail), interval_ms) \
+    judged = tail_problem([(str(e["writer"]), str(e["at"])) for e in tail], seq - len(tail), interval_ms) \
         if interval_ms is not None else None
     return Verification(entries=seq, head=prev, checkpoints=checkpoints, signatures_checked=checker is not None,
                         last_checkpoint=last_cp, anchors_checked=sorted((anchors or {}).keys()), offline=runs,
                         past_cadence=limit is not None and since_cp > limit, writers=last_by, first_seqs=first_by,
-                        cadence=limit, interval_ms=interval_ms, late=late)
+                        cadence=limit, interval_ms=interval_ms, tail_problem=judged)
 
 
 def verify_anchor_entry(line: bytes, checker: Checker | None) -> tuple[int, str]:

@@ -2,67 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import orjson
 import pytest
 from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.timeline import FileStore, Recorder
-from responder.timeline.checkpoint import Signer
-from tests.timeline_builders import PRIVATE, PUBLIC, RecorderV1, rehash, write_signed
+from tests.timeline_builders import PRIVATE, PUBLIC, TIMELINE_ENV, Clock, RecorderV1, rehash, write_signed
+from tests.timeline_builders import append_events as _append
+from tests.timeline_builders import crash as _crash
+from tests.timeline_builders import docs_of as _docs
+from tests.timeline_builders import service_recorder as _service
+from tests.timeline_builders import verify_json as _verify
 
 runner = CliRunner()
-START = 1_800_000_000.0
 
 
 @pytest.fixture(autouse=True)
 def _no_settings_env(monkeypatch):
     """CLI defaults come from RESPONDER_* variables; tests start without any (the verifier's cadence: 1000)."""
-    for name in ("RESPONDER_CONFIG", "RESPONDER_TIMELINE_VERIFY_KEY", "RESPONDER_TIMELINE_ARCHIVE",
-                 "RESPONDER_TIMELINE_SIGNING_KEY", "RESPONDER_TIMELINE_CHECKPOINT_EVERY",
-                 "RESPONDER_TIMELINE_CHECKPOINT_INTERVAL"):
+    for name in TIMELINE_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-class Clock:
-    """A settable clock for a recorder."""
-
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _service(path: Path, clock: Callable[[], float], writer: str = "svc:1", every: int = 1000,
-             cls: type[Recorder] = Recorder) -> Recorder:
-    """The service's recorder: signs every `every` entries or 10 s."""
-    return cls(FileStore(path), writer, signer=Signer.from_text(PRIVATE), checkpoint_every=every,
-               checkpoint_interval=10.0, clock=clock)
-
-
-def _append(rec: Recorder, clock: Clock, n: int, step: float = 3.0) -> None:
-    for i in range(n):
-        clock.now += step
-        rec.append("event.received", {"i": i}, "inc-1")
-
-
-def _crash(rec: Recorder) -> None:
-    """SIGKILL: what was appended is durable, no checkpoint on close."""
-    rec.flush_sync()
-    rec.store.close()
-
-
-def _verify(path: Path) -> tuple[int, dict[str, object]]:
-    out = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
-    return out.exit_code, orjson.loads(out.stdout)
-
-
-def _docs(path: Path) -> list[dict]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
 
 def test_an_edit_behind_deleted_checkpoints_spanning_past_the_interval_exits_4(tmp_path):
