@@ -2,13 +2,65 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import orjson
+from typer.testing import CliRunner
+
+from responder.cli import app
+from responder.models.timeline import EntryKind, TimelineEntry
 from responder.timeline import FileStore, Recorder
 from responder.timeline.archive import Archiver, MemoryArchive
 from responder.timeline.checkpoint import Signer, generate_keypair
 
 PRIVATE, PUBLIC = generate_keypair()
+START = 1_800_000_000.0
+TIMELINE_ENV = ("RESPONDER_CONFIG", "RESPONDER_TIMELINE_VERIFY_KEY", "RESPONDER_TIMELINE_ARCHIVE",
+                "RESPONDER_TIMELINE_SIGNING_KEY", "RESPONDER_TIMELINE_CHECKPOINT_EVERY",
+                "RESPONDER_TIMELINE_CHECKPOINT_INTERVAL")
+"""The settings a timeline CLI test starts without (the verifier's cadence then: 1000)."""
+
+
+def verify_json(path: Path, *extra: str) -> tuple[int, dict[str, object]]:
+    """`timeline verify PATH --public-key PUBLIC --json` and `extra`: its exit code and document."""
+    out = CliRunner().invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json", *extra])
+    return out.exit_code, orjson.loads(out.stdout)
+
+
+def docs_of(path: Path) -> list[dict]:
+    """Each line of a timeline file, parsed."""
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+class Clock:
+    """A settable clock for a recorder."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def service_recorder(path: Path, clock: Callable[[], float], writer: str = "svc:1", every: int = 1000,
+                     cls: type[Recorder] = Recorder) -> Recorder:
+    """The service's recorder: signs every `every` entries or 10 s."""
+    return cls(FileStore(path), writer, signer=Signer.from_text(PRIVATE), checkpoint_every=every,
+               checkpoint_interval=10.0, clock=clock)
+
+
+def append_events(rec: Recorder, clock: Clock, n: int, step: float = 3.0) -> None:
+    """`n` entries, `step` seconds apart on `clock`."""
+    for i in range(n):
+        clock.now += step
+        rec.append("event.received", {"i": i}, "inc-1")
+
+
+def crash(rec: Recorder) -> None:
+    """SIGKILL: what was appended is durable, no checkpoint on close."""
+    rec.flush_sync()
+    rec.store.close()
 
 
 def signed_recorder(path: Path, every: int = 5, interval: float = 3600.0) -> Recorder:
@@ -65,3 +117,16 @@ def rehash(docs: list[dict]) -> bytes:
                                       canonical_json(d["body"]))
         out.append(canonical_json(d) + b"\n")
     return b"".join(out)
+
+
+class RecorderV1(Recorder):
+    """The recorder as before 2026-12-07: version-1 checkpoints, which sign no cadence (what older files hold)."""
+
+    def checkpoint(self) -> TimelineEntry | None:
+        """A version-1 checkpoint over the head, as the recorder wrote it then."""
+        if self.signer is None or self._next_seq == 0:
+            return None
+        body = self.signer.body(self.writer, self._next_seq - 1, self._head)
+        self._since_checkpoint, self._owed = 0, False
+        self._checkpoint_clock = self.clock()
+        return self._seal(EntryKind.CHECKPOINT, dict(body), None)

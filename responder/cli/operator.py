@@ -45,7 +45,7 @@ OFFLINE_HINT = "if the service is running, use --via kafka so that it acts and r
 def note_unsigned(recorder: Recorder, path: Path) -> None:
     """One line when an offline command added entries to a signed timeline without the key to checkpoint them."""
     if added := recorder.unsigned():
-        run, cadence = recorder.unsigned_run(), recorder.checkpoint_every
+        run, cadence = recorder.unsigned_run(), recorder.tail_cadence
         past = (f"; that makes {run} unsigned entries in a row, more than the cadence ({cadence}): `timeline verify "
                 "--public-key` reports an unsigned offline tail (exit 4, unproven) and further offline commands "
                 f"are refused until they are signed: `responder timeline sign {path}` where the key is set"
@@ -76,7 +76,7 @@ def refuse_past_cadence(recorder: Recorder, path: Path) -> None:
     if recorder.past_cadence():
         recorder.close()
         raise ConfigError(f"{path} already holds {recorder.unsigned_run()} unsigned entries after its last "
-                          f"checkpoint, more than the cadence ({recorder.checkpoint_every}), and "
+                          f"checkpoint, more than the cadence ({recorder.tail_cadence}), and "
                           "RESPONDER_TIMELINE_SIGNING_KEY is not set here: sign them first with `responder timeline "
                           f"sign {path}` where the key is set (or start the service, which signs them at once, and use "
                           "--via kafka); nothing was written")

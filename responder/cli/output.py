@@ -21,7 +21,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONFIG = 3
-EXIT_UNSIGNED = 4  # `timeline verify`: links hold, but more unsigned entries than the cadence (an offline tail?)
+EXIT_UNSIGNED = 4  # `timeline verify`/`export`: links hold, unproven (no public key, a tail past cadence/interval)
 EXIT_WITHHELD = 5  # `deadletter replay`: no send failed, but dead letters too old for their destination were not sent
 EXIT_TEMPFAIL = 75  # sysexits' EX_TEMPFAIL: try again later (a replica out of rejoins: its supervisor restarts it)
 

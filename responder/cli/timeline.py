@@ -103,8 +103,9 @@ def export(
         "signatures_checked": all(c.get("signatures_checked") for c in checks),
         "writers": len(checks), **next(({"first_bad_seq": c.get("first_bad_seq"), "verdict": c.get("verdict"),
                                          "reason": f"{c['path']}: {c['reason']}"}
-                                        for c in sorted(checks, key=lambda c: "first_bad_seq" not in c)  # broken 1st
-                                        if not c["ok"]), {})}
+                                        for c in sorted(checks, key=lambda c: ("first_bad_seq" not in c, c["ok"]))
+                                        if not c["ok"] or c.get("verdict") != "verified"),  # broken, unproven, a tail
+                                       {"verdict": "verified"})}
     entries = merged(files) if verification["ok"] else []
     if not entries:  # a broken file may not even parse: fall back to the lines that do
         entries = interleave([parsable(path) for path in files])
@@ -118,7 +119,7 @@ def export(
     else:
         out.write_text(text, encoding="utf-8")
         err_console.print(f"evidence pack for {incident} written to {out}")
-    if not verification["ok"]:  # only unsigned offline tails: 4, as verify exits; anything broken: 1
+    if not verification["ok"]:  # unproven (no key, a tail past the cadence or interval): 4, as verify; broken: 1
         raise typer.Exit(EXIT_FAILED if any("first_bad_seq" in c for c in checks) else EXIT_UNSIGNED)
 
 

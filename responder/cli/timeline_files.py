@@ -121,9 +121,17 @@ def _writer_needle(anchor: Path) -> tuple[str, bytes] | None:
     return (writer, b',"writer":' + orjson.dumps(writer) + b"}") if isinstance(writer, str) else None
 
 
-def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path]) -> Verification:
-    """Chain, signatures, anchors, then the archive; ChainBroken names the first bad entry."""
-    return verify_checked(path, Checker.from_setting(public_key), archive, anchors)
+def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path], *,
+                require_cadence: bool = False) -> Verification:
+    """Chain, signatures, anchors, then the archive; ChainBroken names the first bad entry. `require_cadence`: the
+    file is known to hold version-2 checkpoints, so a last checkpoint of version 1 is a cut-back file (exit 1)."""
+    result = verify_checked(path, Checker.from_setting(public_key), archive, anchors)
+    if require_cadence and result.signatures_checked and result.last_checkpoint is not None \
+            and result.interval_ms is None:
+        raise ChainBroken(result.last_checkpoint, "the last checkpoint is version 1 (it signs no cadence), but "
+                                                  "--require-cadence says this file holds version-2 ones: the file "
+                                                  "was cut back to an older checkpoint, the later ones deleted")
+    return result
 
 
 def verify_checked(path: Path, checker: Checker | None, archive: str | None, anchors: list[Path]) -> Verification:

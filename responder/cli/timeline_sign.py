@@ -14,13 +14,15 @@ from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
 from responder.timeline.checkpoint import Checker, Signer, load_public_key
 from responder.timeline.recorder import Recorder
+from responder.timeline.store import FileStore
 
 
 def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (its service stopped)")],
          json: JsonOpt = False) -> None:
     """Append a signed checkpoint over the entries after the last one (an offline command's, written without the
-    key), with RESPONDER_TIMELINE_SIGNING_KEY; refuses a timeline that does not verify, or that the archive
-    (RESPONDER_TIMELINE_ARCHIVE, when set) contradicts (exit 1)."""
+    key), with RESPONDER_TIMELINE_SIGNING_KEY; refuses a file another process holds (exit 3), then one that does not
+    verify under the lock (a torn last line included, checked before anything repairs it), or that the archive
+    (RESPONDER_TIMELINE_ARCHIVE, when set) contradicts (exit 1). Its checkpoint signs the file's cadence."""
     try:
         timeline_file(path)  # a missing one is not created
         settings = Settings()
@@ -30,10 +32,20 @@ def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (it
         signer = Signer.from_text(key.get_secret_value())
         checker = Checker([signer.public_key, *(load_public_key(k) for k in (settings.timeline_verify_key or "")
                                                 .split(",") if k.strip())])  # a rotated key's checkpoints too
-        recorder = Recorder.offline(path, settings.model_copy(update={"timeline_signing_key": None}))  # the lock
-        try:  # checked under the lock, so what is signed is what was checked; and against the archive when set: a
-            # rewrite behind deleted checkpoints looks like an unsigned tail, the archived segments tell them apart
+        store = FileStore(path, repair=False)  # the lock first: a running service's file is refused at once
+        try:  # then checked read-only under it, so what is signed is what was checked, and nothing is half-written
+            if _torn(path):  # opening it to write would drop the torn line: what is signed would not be the file
+                raise ChainBroken(-1, "its last line is torn (no newline: a write a crash cut short, or the file was "
+                                      "cut); look at it first, against the archive or an anchor: the service or an "
+                                      "offline command drops a torn last line when it next opens the file")
+            # and against the archive when set: a rewrite behind deleted checkpoints looks like an unsigned tail, the
+            # archived segments tell them apart
             checked = verify_checked(path, checker, settings.timeline_archive, [])
+            recorder = Recorder.offline(path, settings.model_copy(update={"timeline_signing_key": None}), store)
+        except BaseException:
+            store.close()
+            raise
+        try:
             if checked.head != recorder.head:
                 raise ChainBroken(checked.entries - 1, "the head to sign is not the head verified")
             if checked.unsigned_tail:
@@ -42,7 +54,8 @@ def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (it
         finally:
             recorder.close()  # writes the checkpoint, or nothing
     except ChainBroken as exc:
-        print_error(f"{path} does NOT verify at entry {exc.seq}: {exc.reason}; not signed")
+        where = f" at entry {exc.seq}" if exc.seq >= 0 else ""
+        print_error(f"{path} does NOT verify{where}: {exc.reason}; not signed")
         raise typer.Exit(EXIT_FAILED) from exc
     except (ConfigError, TimelineError, OSError) as exc:
         print_error(exc)
@@ -56,4 +69,15 @@ def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (it
         console.print(f"✓ {path}: {checked.unsigned_tail} unsigned entries signed by checkpoint seq "
                       f"{recorder.next_seq - 1} (key id {signer.key_id})", markup=False)
     else:
-        console.print(f"✓ {path}: nothing to sign (the last entry is a checkpoint)", markup=False)
+        why = "the last entry is a checkpoint" if checked.entries else "no entries"
+        console.print(f"✓ {path}: nothing to sign ({why})", markup=False)
+
+
+def _torn(path: Path) -> bool:
+    """Whether the file's last byte is not a newline (a line a crash cut short, or a cut file)."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, 2)
+        if size == 0:
+            return False
+        fh.seek(size - 1)
+        return fh.read(1) != b"\n"

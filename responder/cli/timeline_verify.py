@@ -25,10 +25,13 @@ ArchiveOpt = Annotated[str | None, typer.Option(
     "--archive", help="s3://bucket/prefix/ of sealed segments (default: RESPONDER_TIMELINE_ARCHIVE)")]
 AnchorOpt = Annotated[list[Path] | None, typer.Option(
     "--anchor", help="an externally held checkpoint entry (one JSON line); repeatable", callback=readable("--anchor"))]
+CadenceOpt = Annotated[bool, typer.Option(
+    "--require-cadence", help="the file(s) hold version-2 checkpoints (written since 2026-12-07): a last checkpoint "
+    "of version 1 fails (exit 1), as a file cut back to one would be")]
 
 
 def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = None, anchor: AnchorOpt = None,
-           writers_: WritersOpt = None, json: JsonOpt = False) -> None:
+           writers_: WritersOpt = None, require_cadence: CadenceOpt = False, json: JsonOpt = False) -> None:
     """Check every writer's chain: links, hashes, signatures, anchors, archive; exit 1 naming the first bad entry,
     or a replica of --writers with no file, or a writer not in it."""
     settings = Settings()
@@ -62,7 +65,8 @@ def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = Non
     docs: list[dict[str, object]] = []
     results: dict[Path, Verification] = {}
     for path in (f for group in named for f in group):
-        doc, code = _verify_one(path, public_key, None if several else archive, held.get(path, []), json, results) \
+        doc, code = _verify_one(path, public_key, None if several else archive, held.get(path, []), json, results,
+                                require_cadence) \
             if path not in missing else _unchecked(path, f"cannot read timeline {path}: no such file or directory")
         docs.append(doc)
         codes += [code] if code else []
@@ -85,11 +89,12 @@ def _unchecked(path: Path, why: str) -> tuple[dict[str, object], int]:
 
 
 def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor: list[Path], json: bool,
-                results: dict[Path, Verification]) -> tuple[dict[str, object], int]:
+                results: dict[Path, Verification], require_cadence: bool = False) -> tuple[dict[str, object], int]:
     """Verify one file, print its verdict for a human (not with `json`) and keep its result in `results`; its
-    document and exit code (0; 1 broken; 3 not checked; 4 its unsigned tail is past the cadence)."""
+    document and exit code (0; 1 broken; 3 not checked; 4 unproven: no public key, or an unsigned tail past the
+    cadence or the interval)."""
     try:
-        result = verify_file(path, public_key, archive, anchor)
+        result = verify_file(path, public_key, archive, anchor, require_cadence=require_cadence)
     except ChainBroken as exc:
         if not json:
             print_error(f"{path}: timeline does NOT verify at entry {exc.seq}: {exc.reason}")  # may name a writer
@@ -100,16 +105,20 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         return _unchecked(path, f"cannot check {path}: {exc}")
     results[path] = result
     doc: dict[str, object] = {"path": str(path), **result.as_dict()}
-    code = EXIT_UNSIGNED if result.past_cadence else 0
+    code = EXIT_UNSIGNED if result.unproven else 0
     if json:
         return doc, code
-    if result.past_cadence:
-        print_error(f"{path}: NOT fully proven: {result.reason()}", "!", "yellow")
+    if result.unproven:
+        print_error(f"{path}: NOT {'proven' if result.verdict in ('chain_only', 'no_entries') else 'fully proven'}: "
+                    f"{result.reason()}", "!", "yellow")
         return doc, code
-    console.print(plain(f"✓ {path}: {result.entries} entries verify; head {result.head}"), style="green",
+    tail = result.unproven_seqs
+    signed = (f"{result.entries} entries verify" if tail is None else
+              f"seq 0-{result.last_checkpoint} verify, signed by checkpoint seq {result.last_checkpoint}")
+    console.print(plain(f"✓ {path}: {signed}; head {result.head}"), style="green",
                   markup=False, highlight=False)  # as print_ok does: a path is anyone's name
-    signed = "signatures verified" if result.signatures_checked else "[yellow]signatures NOT checked (no public key)"
-    console.print(f"  {result.checkpoints} checkpoints, {signed}; {result.unsigned_tail} entries after the last one")
+    console.print(f"  {result.checkpoints} checkpoints, signatures verified; {result.unsigned_tail} entries after "
+                  "the last one")
     for run in result.unsigned_offline:
         console.print(plain(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by "
                                    f"offline writer {run.writer}"), markup=False)  # an unsigned entry's: anyone's
@@ -117,4 +126,6 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
         console.print(f"  {result.archived_entries} entries match the archive {archive}")
     if result.anchors_checked:
         console.print(f"  anchored at seq {', '.join(map(str, result.anchors_checked))}")
+    if tail is not None:  # exit 0, but never "verified" for what no signature covers
+        print_error(f"{path}: unsigned tail NOT proven: {result.reason()}", "!", "yellow")
     return doc, code

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -14,7 +16,31 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from responder.errors import ConfigError
 from responder.timeline.chain import canonical_json
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+"""Since 2026-12-07 a checkpoint also signs its writer's cadence (`every`, `interval_ms`); version 1, without it,
+still verifies (its cadence is the verifier's setting)."""
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """How often the writer that signed a checkpoint signs the next: after `every` entries or `interval_ms`."""
+
+    every: int
+    interval_ms: int
+
+    @classmethod
+    def of(cls, every: int, interval: float) -> Cadence:
+        """A recorder's cadence (its interval in seconds, rounded up to a whole millisecond, at most 2**53 ms)."""
+        most = 2**53  # a float's exact integers: an infinite interval is "never by time"
+        return cls(every, max(1, math.ceil(interval * 1000)) if interval * 1000 < most else most)
+
+
+def recorded_cadence(body: Mapping[str, Any]) -> Cadence | None:
+    """The cadence a version-2 checkpoint body signs (None: version 1, or not whole numbers of at least 1)."""
+    every, interval = body.get("every"), body.get("interval_ms")
+    if body.get("v") != 2 or type(every) is not int or type(interval) is not int or every < 1 or interval < 1:
+        return None
+    return Cadence(every, interval)
 
 
 def _raw_public(key: Ed25519PublicKey) -> bytes:
@@ -53,9 +79,13 @@ def load_public_key(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(_decode32(text, "timeline verify key"))
 
 
-def statement(writer: str, covers: int, head: str) -> bytes:
-    """The exact bytes a checkpoint signs: who wrote the chain, up to which seq, and its head hash."""
-    return canonical_json({"v": CHECKPOINT_VERSION, "writer": writer, "covers": covers, "head": head})
+def statement(writer: str, covers: int, head: str, cadence: Cadence | None = None) -> bytes:
+    """The exact bytes a checkpoint signs: who wrote the chain, up to which seq, its head hash and (version 2) the
+    cadence the writer keeps until its next checkpoint; version 1 without `cadence`."""
+    if cadence is None:
+        return canonical_json({"v": 1, "writer": writer, "covers": covers, "head": head})
+    return canonical_json({"v": 2, "writer": writer, "covers": covers, "head": head, "every": cadence.every,
+                           "interval_ms": cadence.interval_ms})
 
 
 class Signer:
@@ -75,11 +105,14 @@ class Signer:
         """Base64 Ed25519 signature of `data` (tabletop scorecards)."""
         return base64.b64encode(self._key.sign(data)).decode()
 
-    def body(self, writer: str, covers: int, head: str) -> dict[str, Any]:
-        """The body of a checkpoint entry that signs `head`, the hash of entry `covers`."""
-        sig = self._key.sign(statement(writer, covers, head))
-        return {"v": CHECKPOINT_VERSION, "covers": covers, "head": head, "key_id": self.key_id,
-                "sig": base64.b64encode(sig).decode()}
+    def body(self, writer: str, covers: int, head: str, cadence: Cadence | None = None) -> dict[str, Any]:
+        """The body of a checkpoint entry that signs `head`, the hash of entry `covers`, and the writer's `cadence`
+        (version 2; without one, version 1 as written before 2026-12-07)."""
+        sig = base64.b64encode(self._key.sign(statement(writer, covers, head, cadence))).decode()
+        if cadence is None:
+            return {"v": 1, "covers": covers, "head": head, "key_id": self.key_id, "sig": sig}
+        return {"v": CHECKPOINT_VERSION, "covers": covers, "head": head, "every": cadence.every,
+                "interval_ms": cadence.interval_ms, "key_id": self.key_id, "sig": sig}
 
 
 class Checker:
@@ -112,15 +145,18 @@ class Checker:
 
     def problem(self, writer: str, seq: int, prev: str, body: Mapping[str, Any]) -> str | None:
         """Why this checkpoint entry does not hold (None when it does)."""
-        if body.get("v") != CHECKPOINT_VERSION:
+        cadence = recorded_cadence(body)
+        if type(body.get("v")) is not int or body.get("v") not in (1, CHECKPOINT_VERSION):
             return f"checkpoint has unknown version {body.get('v')!r}"
+        if body.get("v") == CHECKPOINT_VERSION and cadence is None:
+            return "checkpoint's cadence (every, interval_ms) is not whole numbers of at least 1"
         if body.get("covers") != seq - 1 or body.get("head") != prev:
             return "checkpoint does not sign the entry before it"
         key = self._keys.get(str(body.get("key_id")))
         if key is None:
             return f"checkpoint signed by an untrusted key {body.get('key_id')!r}"
         try:
-            key.verify(base64.b64decode(str(body.get("sig", ""))), statement(writer, seq - 1, prev))
+            key.verify(base64.b64decode(str(body.get("sig", ""))), statement(writer, seq - 1, prev, cadence))
         except (InvalidSignature, ValueError):
             return "checkpoint signature is invalid (the chain before it was rewritten or the checkpoint forged)"
         return None

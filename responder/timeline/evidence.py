@@ -129,13 +129,31 @@ def _traces(body: Mapping[str, Any]) -> str:
     return " ← ".join(code(body[k]) for k in ("trace_id", "event_trace_id") if body.get(k)) or "–"
 
 
+def _verdict(v: Mapping[str, Any]) -> str:
+    """The report's verdict line: VERIFIED only when a checked signature covers every entry."""
+    why = cell(v.get("reason"))
+    match v.get("verdict"):
+        case "verified" if v.get("ok"):
+            return "VERIFIED"
+        case "unsigned_tail" if v.get("ok"):
+            return f"VERIFIED up to the last checkpoint; the entries after it NOT proven: {why}"
+        case "chain_only":
+            return f"NOT PROVEN (no public key: links and hashes only): {why}"
+        case "unsigned_offline_tail":
+            return f"NOT FULLY PROVEN (unsigned offline tail): {why}"
+        case "unsigned_tail_past_interval":
+            return f"NOT FULLY PROVEN (unsigned tail past the interval): {why}"
+        case "unsigned_tail_two_writers":
+            return f"NOT FULLY PROVEN (unsigned tail of two writers): {why}"
+        case "no_entries":
+            return f"NOT PROVEN (no entries): {why}"
+    return f"NOT VERIFIED at entry {v.get('first_bad_seq')}: {why}"
+
+
 def render_markdown(pack: Mapping[str, Any]) -> str:
     """The evidence pack as a Markdown report."""
     v = pack["verification"]
-    verdict = ("VERIFIED" if v.get("ok")
-               else f"NOT FULLY PROVEN (unsigned offline tail): {cell(v.get('reason'))}"
-               if v.get("verdict") == "unsigned_offline_tail"
-               else f"NOT VERIFIED at entry {v.get('first_bad_seq')}: {cell(v.get('reason'))}")
+    verdict = _verdict(v)
     out = [f"# Evidence pack: incident {cell(pack['incident'])}", "",
            f"**Timeline verification: {verdict}** — {v.get('entries', '?')} entries, "
            f"{v.get('checkpoints', 0)} checkpoints, signatures checked: {v.get('signatures_checked', False)}, "

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
+from responder.timeline.tail import OFFLINE_WRITER
 from responder.timeline.verification import Verification
-from responder.timeline.verify import OFFLINE_WRITER
 
 
 def replica(writer: str) -> str | None:

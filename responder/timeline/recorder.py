@@ -11,30 +11,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from responder.errors import ChainBroken
 from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import Sealer, parse_lines
-from responder.timeline.checkpoint import Signer
+from responder.timeline.checkpoint import Cadence, Signer
 from responder.timeline.durable import DurableSink, GroupCommit
-from responder.timeline.store import TAIL_WINDOW, FileStore, TimelineStore
+from responder.timeline.resume import read_back, unsigned_run
+from responder.timeline.store import FileStore, TimelineStore
+from responder.timeline.tail import OFFLINE_WRITER
 from responder.timeline.verification import Verification
-from responder.timeline.verify import OFFLINE_WRITER, verify_lines
+from responder.timeline.verify import verify_lines
 from responder.tracing import STAMP
 
 __all__ = ["DurableSink", "Recorder", "default_writer_id"]
 
 _MILLIS = [f"{n:03d}" for n in range(1000)]  # the digits of an `at`'s microseconds, in two halves
 _MICROS = [f"{n:03d}+00:00" for n in range(1000)]
-_KIND = b',"kind":"'  # in a canonical line the entry's own kind is the last: only prev, seq and writer follow it
-
-
-def _is_checkpoint(line: bytes) -> bool:
-    """Whether a canonical line is a checkpoint entry (a body's nested `"kind":"checkpoint"` comes before it)."""
-    at = line.rfind(_KIND)
-    return at >= 0 and line.startswith(b'checkpoint"', at + len(_KIND))
 
 
 def default_writer_id() -> str:
@@ -60,6 +52,7 @@ class Recorder(GroupCommit):
         checkpoint_interval: float = 10.0,
         retry_max: float = 5.0,
         clock: Callable[[], float] = time.time,
+        carry_cadence: bool = False,
     ) -> None:
         super().__init__(store, linger, retry_max)
         self.clock = clock
@@ -75,6 +68,10 @@ class Recorder(GroupCommit):
         self._sealer = Sealer(self.writer)
         self._at_second, self._at_prefix = -1, ""
         self.signed_on_disk = False  # the file held a checkpoint when opened (someone signs this timeline)
+        self.tail_cadence = checkpoint_every  # what `verify` allows after the last checkpoint on disk (it signs it)
+        self._owed = False  # a checkpoint before the next entry (see _resume)
+        self._carry = carry_cadence  # an offline command's: its checkpoints keep the file's signed cadence
+        self._carried: Cadence | None = None
         self._closed = False
         self._resume()
         self.opened_seq, self._opened_run = self._next_seq, self._since_checkpoint
@@ -89,31 +86,28 @@ class Recorder(GroupCommit):
                    checkpoint_interval=settings.timeline_checkpoint_interval, clock=clock)
 
     @classmethod
-    def offline(cls, path: Path, settings: Settings) -> Recorder:
+    def offline(cls, path: Path, settings: Settings, store: FileStore | None = None) -> Recorder:
         """A command's recorder on a stopped service's file (`undo`, `models …`): it seals what it adds with a signed
         checkpoint on close when this host has the signing key (`unsigned()` otherwise). Its writer is
-        `offline:host:pid:token`, so `verify` tells its unsigned entries from the service's (see verify_lines)."""
+        `offline:host:pid:token`, so `verify` tells its unsigned entries from the service's (see verify_lines). Its
+        checkpoints sign the cadence the file's last checkpoint signs (the service's), when it signs one, not this
+        host's settings: they would widen the tail `verify` allows. `store`: the file already opened (its lock held)."""
         key = settings.timeline_signing_key
-        store = FileStore(path)
+        store = store or FileStore(path)
         recorder = cls(store, f"{OFFLINE_WRITER}{default_writer_id()}:{secrets.token_hex(3)}",  # a pid may repeat
                        signer=Signer.from_text(key.get_secret_value()) if key else None,
                        checkpoint_every=settings.timeline_checkpoint_every,
-                       checkpoint_interval=settings.timeline_checkpoint_interval)
+                       checkpoint_interval=settings.timeline_checkpoint_interval, carry_cadence=True)
         if recorder.signer is None and not recorder.signed_on_disk:  # the tail read at open may start after the last
-            run, signed = 0, False  # checkpoint (a crash): count the unsigned run over the whole file, line by line
-            with store.path.open("rb") as fh:
-                for line in fh:
-                    if _is_checkpoint(line):
-                        run, signed = 0, True
-                    elif line.strip():
-                        run += 1
+            run, signed, cadence = unsigned_run(store.path)  # checkpoint (a crash): count over the whole file
             recorder.signed_on_disk, recorder._opened_run = signed, run
+            recorder.tail_cadence = cadence.every if cadence is not None else recorder.checkpoint_every
         return recorder
 
     def past_cadence(self) -> bool:
         """Whether the signed timeline's unsigned run is already longer than the cadence (no signer here): `verify`
         reports it as an unsigned offline tail, and an offline command must not start on it (see verify_lines)."""
-        return self.signer is None and self.signed_on_disk and self.unsigned_run() > self.checkpoint_every
+        return self.signer is None and self.signed_on_disk and self.unsigned_run() > self.tail_cadence
 
     def unsigned(self) -> int:
         """Entries this recorder added to a signed timeline that no checkpoint of its own covers (no signer here)."""
@@ -124,40 +118,29 @@ class Recorder(GroupCommit):
         return self._since_checkpoint if self.signer is not None else self._opened_run + self.unsigned()
 
     def _resume(self) -> None:
-        """Continue after the last entry on disk (orjson only: this runs on every start).
+        """Continue after the last entry on disk.
 
         A file store is read from its tail only (the last 256 KiB), so a start does not grow with history;
-        `responder timeline verify` checks the whole chain. With a signer, a checkpoint is owed at once when the
+        `responder timeline verify` checks the whole chain. With a signer, a checkpoint is appended at once when the
         unsigned run on disk already reaches the cadence (a crash tore the checkpoint after its last entry) or
-        is longer than the tail read (its length unknown): `verify` allows no more than the cadence.
+        is longer than the tail read (its length unknown): `verify` allows no more than the cadence. Otherwise one is
+        owed before this recorder's first entry when entries follow the last checkpoint (a crash's) or that
+        checkpoint signs another cadence than this recorder's: so the entries after a checkpoint are one writer
+        process's, kept to the cadence and interval it signs, which is what `verify` holds an unsigned tail to.
         """
-        last: dict[str, Any] | None = None
-        signed = False
-        first: dict[str, Any] | None = None
-        tail = getattr(self.store, "tail", None)
-        data = tail(TAIL_WINDOW) if tail is not None else self.store.read()
-        partial = tail is not None and os.path.getsize(self.store.path) > len(data)  # type: ignore[attr-defined]
-        for number, line in enumerate(data.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                last = orjson.loads(line)
-                first = first if first is not None else last
-                kind, seq, digest, prev = last["kind"], int(last["seq"]), str(last["hash"]), str(last["prev"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-                raise ChainBroken(number, f"line {number} is not a timeline entry: {exc.__class__.__name__}") from exc
-            if partial and last is first:  # the tail starts mid-chain: link checks start at its first entry
-                self._next_seq, self._head = seq, prev
-            if seq != self._next_seq or prev != self._head:  # links only: hashes are `timeline verify`'s job
-                reason = (f"sequence gap: expected seq {self._next_seq}, found {seq}" if seq != self._next_seq
-                          else "prev does not match the hash of the entry before it")
-                raise ChainBroken(seq, f"{reason}; refusing to append to a broken timeline "
-                                       "(`responder timeline verify` shows it)")
-            signed = signed or kind == EntryKind.CHECKPOINT
-            self._since_checkpoint = 0 if kind == EntryKind.CHECKPOINT else self._since_checkpoint + 1
-            self._next_seq, self._head, self._durable_seq = seq + 1, digest, seq
-        self.signed_on_disk = signed
-        if self._since_checkpoint >= self.checkpoint_every or (partial and not signed and self._since_checkpoint):
+        state = read_back(self.store)
+        self._next_seq, self._head, self._durable_seq = state.next_seq, state.head, state.last_seq
+        self._since_checkpoint, self.signed_on_disk = state.since_checkpoint, state.signed
+        if state.cadence is not None:
+            self.tail_cadence = state.cadence.every
+            if self._carry:  # never wider than what the service signs
+                self._carried = state.cadence
+                self.checkpoint_every, self.checkpoint_interval = state.cadence.every, state.cadence.interval_ms / 1000
+        mine = self.cadence()
+        self._owed = self.signer is not None and (state.since_checkpoint > 0
+                                                  or (state.signed and state.cadence != mine))
+        if self._since_checkpoint >= self.checkpoint_every or (state.partial and not state.signed
+                                                               and self._since_checkpoint):
             self.checkpoint()
 
     @property
@@ -172,6 +155,8 @@ class Recorder(GroupCommit):
 
     def append(self, kind: str, body: Mapping[str, Any], incident: str | None = None) -> TimelineEntry:
         """Chain an entry onto the head; durable only after `flush()`. It carries this context's trace `STAMP`."""
+        if self._owed:
+            self.checkpoint()
         stamp = STAMP.get()
         entry = self._seal(kind, dict(body) if stamp is None else {**stamp, **body}, incident or None)
         for observer in self.observers:
@@ -206,12 +191,16 @@ class Recorder(GroupCommit):
     def _checkpoint_due(self) -> bool:
         return self._since_checkpoint > 0 and self.clock() - self._checkpoint_clock >= self.checkpoint_interval
 
+    def cadence(self) -> Cadence:
+        """The cadence this recorder's checkpoints sign: the file's, carried forward (`offline`), else its own."""
+        return self._carried or Cadence.of(self.checkpoint_every, self.checkpoint_interval)
+
     def checkpoint(self) -> TimelineEntry | None:
         """Append a signed checkpoint over the current head now (None without a signer or an empty chain)."""
         if self.signer is None or self._next_seq == 0:
             return None
-        body = self.signer.body(self.writer, self._next_seq - 1, self._head)
-        self._since_checkpoint = 0
+        body = self.signer.body(self.writer, self._next_seq - 1, self._head, self.cadence())
+        self._since_checkpoint, self._owed = 0, False
         self._checkpoint_clock = self.clock()
         return self._seal(EntryKind.CHECKPOINT, dict(body), None)
 

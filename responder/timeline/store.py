@@ -45,7 +45,8 @@ class FileStore:
     The kernel drops the lock when the holder exits, crashed or not.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, repair: bool = True) -> None:
+        """Open and lock `path`; `repair`: drop a torn last line (`timeline sign` checks the file first instead)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("ab")
@@ -55,7 +56,8 @@ class FileStore:
             self._fh.close()
             raise TimelineLocked(str(self.path), self._holder()) from None
         self._claim()
-        self._repair_torn_tail()
+        if repair:
+            self._repair_torn_tail()
         self._synced = self.path.stat().st_size
 
     def _claim(self) -> None:

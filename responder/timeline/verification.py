@@ -21,6 +21,18 @@ class OfflineRun:
     signed_by: int | None = None
 
 
+VERDICTS = {
+    "verified": "every entry is covered by a checkpoint whose signature holds",
+    "unsigned_tail": "signed up to the last checkpoint; the entries after it (within the cadence) are unproven",
+    "unsigned_offline_tail": "signed up to the last checkpoint; an offline writer's unsigned entries pass the cadence",
+    "unsigned_tail_past_interval": "signed up to the last checkpoint; the unsigned tail spans more than its interval",
+    "unsigned_tail_two_writers": "signed up to the last checkpoint; the unsigned tail holds a second writer's entries",
+    "no_entries": "the file holds no entry: nothing is proven (a file cut to nothing looks the same)",
+    "chain_only": "links and hashes hold; no public key, so no signature or cadence was checked",
+}
+"""Each verdict of a chain whose links hold. `verified` and `unsigned_tail` exit 0; the others exit 4 (unproven)."""
+
+
 @dataclass
 class Verification:
     """What a successful verification established."""
@@ -40,6 +52,12 @@ class Verification:
     """Each writer id's last entry: (seq, hash)."""
     first_seqs: dict[str, int] = field(default_factory=dict)
     """Each writer id's first seq: at or before `last_checkpoint`, a signature covers an entry of it."""
+    cadence: int | None = None
+    """The entries allowed after the last checkpoint: the cadence it signs, else the setting (None: not checked)."""
+    interval_ms: int | None = None
+    """The checkpoint interval the last checkpoint signs (None: a version-1 checkpoint, or none checked)."""
+    tail_problem: tuple[str, int, str] | None = None
+    """Why the unsigned tail is no live writer's: verdict, first seq at fault, why (responder/timeline/tail.py)."""
 
     @property
     def unsigned_offline(self) -> list[OfflineRun]:
@@ -48,29 +66,66 @@ class Verification:
 
     @property
     def verdict(self) -> str:
-        """`verified`, or `unsigned_offline_tail`: the chain links and every checkpoint holds, but more entries than
-        the cadence follow the last checkpoint, the excess written by an offline command without the signing key."""
-        return "unsigned_offline_tail" if self.past_cadence else "verified"
+        """One of `VERDICTS`: never `verified` while an entry is left that no checked signature covers."""
+        if not self.signatures_checked:
+            return "chain_only"
+        if not self.entries:
+            return "no_entries"
+        if self.past_cadence:
+            return "unsigned_offline_tail"
+        if self.tail_problem is not None:
+            return self.tail_problem[0]
+        return "unsigned_tail" if self.unsigned_tail else "verified"
+
+    @property
+    def unproven(self) -> bool:
+        """Links hold, but the verdict is not one to exit 0 on (exit 4): no key, or a tail no live writer leaves."""
+        return self.verdict not in ("verified", "unsigned_tail")
 
     @property
     def unsigned_tail(self) -> int:
         """Entries after the last checkpoint: provable only by an archive, mirror or later anchor."""
         return self.entries - (self.last_checkpoint + 1 if self.last_checkpoint is not None else 0)
 
+    @property
+    def unproven_seqs(self) -> list[int] | None:
+        """The first and last seq no checked signature covers (the whole chain without a key); None: none."""
+        first = self.entries - self.unsigned_tail if self.signatures_checked else 0
+        return [first, self.entries - 1] if first < self.entries else None
+
     def as_dict(self) -> dict[str, object]:
         """JSON-ready summary."""
-        return {"ok": not self.past_cadence, "verdict": self.verdict, "entries": self.entries, "head": self.head,
+        return {"ok": not self.unproven, "verdict": self.verdict, "entries": self.entries, "head": self.head,
                 "checkpoints": self.checkpoints,
                 "signatures_checked": self.signatures_checked, "last_checkpoint": self.last_checkpoint,
-                "unsigned_tail": self.unsigned_tail, "anchors_checked": self.anchors_checked,
+                "unsigned_tail": self.unsigned_tail, "unproven_seqs": self.unproven_seqs, "cadence": self.cadence,
+                "interval_ms": self.interval_ms, "anchors_checked": self.anchors_checked,
                 "archived_entries": self.archived_entries, "offline_writers": [asdict(r) for r in self.offline],
-                **({"reason": self.reason()} if self.past_cadence else {})}
+                **({"reason": self.reason()} if self.verdict != "verified" else {})}
 
     def reason(self) -> str:
-        """Why the verdict is not `verified`, naming the unsigned offline entries."""
-        runs = "; ".join(f"seq {r.first_seq}-{r.last_seq} by {r.writer}" for r in self.unsigned_offline)
+        """Why the verdict is not `verified`: what is unproven, and what can prove it."""
+        verdict, tail = self.verdict, self.unproven_seqs
+        if verdict == "chain_only":
+            return (f"no public key: links and hashes hold, but no signature was checked ({self.checkpoints} "
+                    "checkpoints) nor the cadence: anyone who can write the file can write such a chain, forged "
+                    "checkpoints included; verify with --public-key (RESPONDER_TIMELINE_VERIFY_KEY)")
         signed = f"seq {self.last_checkpoint}" if self.last_checkpoint is not None else "no entry"
-        return (f"{self.unsigned_tail} unsigned entries follow the last checkpoint (signed up to {signed}), more than "
-                f"the cadence, within the allowance of an offline command without the signing key ({runs}); "
-                "deleting checkpoints and rewriting the entries they signed looks the same: check them against the "
-                "archive, mirror or an anchor before `responder timeline sign`, which makes them proven")
+        after = (f"{self.unsigned_tail} entries after the last checkpoint (seq {tail[0]}-{tail[1]}; signed up to "
+                 f"{signed}) are unproven: no checkpoint signs them" if tail else "")
+        check = ("; deleting checkpoints and rewriting the entries they signed looks the same: "
+                 "only the archive (--archive), the mirror or a later anchor (--anchor) tells them apart, and the next "
+                 "checkpoint (the service's start, `responder timeline sign`) signs them as they are")
+        if verdict == "unsigned_offline_tail":
+            runs = "; ".join(f"seq {r.first_seq}-{r.last_seq} by {r.writer}" for r in self.unsigned_offline)
+            return (f"{after}, more than the cadence ({self.cadence}), within the allowance of an offline command "
+                    f"without the signing key ({runs}){check}")
+        if verdict == "no_entries":
+            return ("no entries: an empty file proves nothing, and a file cut to nothing looks the same; compare it "
+                    "with the archive (--archive) or an anchor (--anchor)")
+        if self.tail_problem is not None:
+            return f"{after}; {self.tail_problem[2]}{check}"
+        within = (f"within the cadence ({self.cadence} entries"
+                  f"{f', {self.interval_ms / 1000:g} s' if self.interval_ms else ''})" if self.cadence else
+                  "no cadence checked")
+        return f"{after} ({within}: a crash or an offline command without the key leaves such a tail){check}"

@@ -13,13 +13,12 @@ import orjson
 
 from responder.errors import ChainBroken
 from responder.models.timeline import GENESIS_HASH, EntryKind
-from responder.timeline.checkpoint import Checker
+from responder.timeline.checkpoint import Checker, recorded_cadence
+from responder.timeline.tail import OFFLINE_WRITER, offline_run, tail_problem
 from responder.timeline.verification import OfflineRun, Verification
 
 FIELDS = frozenset(("seq", "writer", "at", "kind", "incident", "body", "prev", "hash"))
 _CHECKPOINT = EntryKind.CHECKPOINT.value
-OFFLINE_WRITER = "offline:"
-"""The prefix of an offline command's writer id (`offline:host:pid`: `undo`, `models …` on a stopped service's file)."""
 
 
 def _bad_line(seq: int, number: int, why: str) -> ChainBroken:
@@ -38,11 +37,12 @@ def verify_lines(
 ) -> Verification:
     """Verify JSON Lines: links, seqs, hashes, checkpoint signatures and anchors (seq → hash that must be there).
 
-    With a `checker`, the chain must hold at least one signed checkpoint, and with a `cadence` no more
-    than `cadence` entries may follow one without the next (the recorder checkpoints at least that
-    often), so deleting checkpoints and rehashing fails. `strict` also requires every line to be the
-    canonical bytes of its entry (no blank lines, CR, spaces or re-ordered keys). Raises ChainBroken
-    naming the first bad entry.
+    With a `checker`, the chain must hold at least one signed checkpoint, and no more entries than the cadence may
+    follow one without the next (the recorder checkpoints at least that often), so deleting checkpoints and
+    rehashing fails past it: the cadence a checkpoint signs (version 2), else `cadence` (the setting; none: not
+    checked). The unsigned tail is judged by `responder.timeline.tail`. `strict` also requires every line to be
+    the canonical bytes of its entry (no blank lines, CR, spaces or re-ordered keys). Raises ChainBroken naming
+    the first bad entry.
     """
     sha256, dumps, sort = hashlib.sha256, orjson.dumps, orjson.OPT_SORT_KEYS
     expect = dict(anchors or {})
@@ -53,6 +53,9 @@ def verify_lines(
     writer: str | None = None
     run: OfflineRun | None = None  # the offline writer's run the last entry belongs to
     limit = cadence if checker is not None and cadence is not None else None
+    interval_ms: int | None = None  # the interval the last checkpoint signs (version 2)
+    tail: list[dict[str, object]] = []  # each entry after the last checkpoint, with a checker (`tail_problem`'s)
+    keep = tail.append
     for number, line in enumerate(lines, start=1):
         if not line or line.isspace():
             if strict:
@@ -84,7 +87,7 @@ def verify_lines(
         if kind != _CHECKPOINT:
             if w.startswith(OFFLINE_WRITER):
                 if run is None or run.writer != w:
-                    run = _offline_run(w, seq, since_cp, limit)
+                    run = offline_run(w, seq, since_cp, limit)
                     runs.append(run)
                 run.last_seq, run.entries = seq, run.entries + 1
                 if limit is not None and run.entries > limit:
@@ -96,6 +99,8 @@ def verify_lines(
                     raise ChainBroken(seq, f"more than {limit} entries without a signed checkpoint (the cadence): "
                                            "checkpoints were removed or the chain rewritten")
             since_cp += 1
+            if checker is not None:
+                keep(d)
         else:
             for r in reversed(runs):
                 if r.signed_by is not None:
@@ -109,6 +114,10 @@ def verify_lines(
                 problem = checker.problem(w, seq, p, body)
                 if problem is not None:
                     raise ChainBroken(seq, problem)
+                signed = recorded_cadence(body)  # what the writer keeps until its next checkpoint
+                limit, interval_ms = (signed.every, signed.interval_ms) if signed is not None else (
+                    cadence, None)
+                tail.clear()
         if w != writer:  # recorded when the writer changes, and at the end
             if writer is not None:
                 last_by[writer] = (seq - 1, prev)
@@ -128,19 +137,12 @@ def verify_lines(
                                f"at seq {seq - 1}")
     if writer is not None:
         last_by[writer] = (seq - 1, prev)
+    judged = tail_problem([(str(e["writer"]), str(e["at"])) for e in tail], seq - len(tail), interval_ms) \
+        if interval_ms is not None else None
     return Verification(entries=seq, head=prev, checkpoints=checkpoints, signatures_checked=checker is not None,
                         last_checkpoint=last_cp, anchors_checked=sorted((anchors or {}).keys()), offline=runs,
-                        past_cadence=limit is not None and since_cp > limit, writers=last_by, first_seqs=first_by)
-
-
-def _offline_run(writer: str, seq: int, since_cp: int, limit: int | None) -> OfflineRun:
-    """A new offline writer's run at `seq`. An offline command without the signing key refuses to start on a tail
-    already past the cadence, so an unsigned run passes the cadence only by the entries of one offline writer
-    that started within it: an edit cannot hide behind more than one cadence of "offline" entries."""
-    if limit is not None and since_cp > limit:
-        raise ChainBroken(seq, f"offline writer {writer} starts after {since_cp} entries without a signed checkpoint, "
-                               f"more than the cadence ({limit}): checkpoints were removed or the chain rewritten")
-    return OfflineRun(writer, seq, seq)
+                        past_cadence=limit is not None and since_cp > limit, writers=last_by, first_seqs=first_by,
+                        cadence=limit, interval_ms=interval_ms, tail_problem=judged)
 
 
 def verify_anchor_entry(line: bytes, checker: Checker | None) -> tuple[int, str]:

@@ -40,8 +40,10 @@ HEADS = ["7dec5d023745e30a7ae61f7be3a9ea4dc7442a946e01e12db7b96a4907f05894",
          "4a80ae407999e1e68c787a54d0eb532e4225e9536f57c49326b38ea6efb431a5",
          "c398458860d97cbd71a32f3c11fb6c327d28df70f664cb2659f1705251746027",
          "09e9dde540cc7e630992d86fb295ce2a2802407380ca39ddda884e535ad855ab",
-         "6cabbf3e2f0ed81b7e76e0636d65dd92d16fb1b6d6219f45129dade395992264"]  # the last: the closing checkpoint
-FILE_SHA256 = "73c07422932eb033f80fed10fd9707cc39797551c2e4a024b4c679f7dbe4b372"
+         "823b82fcfd807fef1d46a255668cb295cfff103157ac7140363eb8629340e057"]  # the last: the closing checkpoint
+FILE_SHA256 = "3623451b674ce238faab65a620476470ef7fcbf6e9c05592a7c730ba9b24d1bb"
+# since 2026-12-07 the checkpoint is version 2, signing the cadence (`every`, `interval_ms`): its line and the file's
+# hash changed (6cabbf3e…, 73c07422… before); the six entries' bytes and hashes did not
 
 
 def _record() -> tuple[Recorder, list[TimelineEntry]]:

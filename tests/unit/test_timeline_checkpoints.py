@@ -79,7 +79,7 @@ async def test_idle_flush_seals_a_due_tail(tmp_path):
 
 
 def test_checkpoint_count_survives_reopen(tmp_path):
-    """A reopened recorder counts the unsigned tail it found and checkpoints on schedule."""
+    """A reopened recorder signs the unsigned tail it found before its first entry, then keeps its cadence."""
     path = tmp_path / "t.jsonl"
     rec = signed_recorder(path, every=5)
     for i in range(3):
@@ -91,7 +91,7 @@ def test_checkpoint_count_survives_reopen(tmp_path):
     again.append("x", {})
     assert [e.kind for e in again.entries()] == ["x"] * 3
     again.close()
-    assert [e.kind for e in again.entries()] == ["x"] * 5 + ["checkpoint"]
+    assert [e.kind for e in again.entries()] == ["x"] * 3 + ["checkpoint"] + ["x"] * 2 + ["checkpoint"]
 
 
 MUTATIONS: dict[str, tuple[Callable[[list[bytes]], list[bytes]], int]] = {
@@ -110,7 +110,9 @@ def test_naive_tampering_names_the_first_bad_entry(tmp_path, name):
     assert _first_bad(mutate(write_signed(tmp_path / "t.jsonl"))) == first_bad
 
 
-@pytest.mark.parametrize(("name", "checkpoint"), [("edit", 11), ("delete", 10), ("insert", 12), ("reorder", 11)])
+# an insert fails at 11, one entry too many after the checkpoint at seq 5, which signs a cadence of 5 (since
+# 2026-12-07; at 12, the next checkpoint's signature, before)
+@pytest.mark.parametrize(("name", "checkpoint"), [("edit", 11), ("delete", 10), ("insert", 11), ("reorder", 11)])
 def test_rechained_tampering_fails_at_the_next_checkpoint(tmp_path, name, checkpoint):
     """An attacker who rehashes the chain after tampering cannot re-sign: the next checkpoint fails."""
     lines = write_signed(tmp_path / "t.jsonl")

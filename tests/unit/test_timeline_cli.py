@@ -124,7 +124,8 @@ def test_export_markdown_reports_a_broken_chain(tmp_path):
     rec = incident_timeline(path)
     rec.close()
     md = tmp_path / "pack.md"
-    ok = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc-1", "--out", str(md)])
+    ok = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc-1", "--out", str(md),
+                             "--public-key", PUBLIC])
     assert ok.exit_code == 0, ok.output
     text = md.read_text()
     assert "Timeline verification: VERIFIED" in text
@@ -167,8 +168,8 @@ def test_fleet_writers_verify_together_and_merge_per_incident(tmp_path):
                                       "event_time": "2026-11-25T10:05:00+00:00"}, "inc-1")
     second.close()
     ok = runner.invoke(app, ["timeline", "verify", str(tmp_path)])
-    assert ok.exit_code == 0, ok.output
-    assert ok.stdout.count("entries verify") == 2
+    assert ok.exit_code == 4, ok.output  # no key: both chains hold, neither is proven (exit 0 before 2026-12-07)
+    assert ok.stderr.count("NOT proven: no public key") == 2
     out = runner.invoke(app, ["timeline", "show", str(tmp_path), "--incident", "inc-1", "--json"])
     shown = orjson.loads(out.stdout)["entries"]
     assert {e["writer"] for e in shown} == {"replica-b", "test"}
@@ -188,7 +189,8 @@ def test_incident_ids_work_as_unique_prefixes(tmp_path):
     shown = runner.invoke(app, ["timeline", "show", path, "--incident", "job", "--json"])
     assert shown.exit_code == 0, shown.output
     assert orjson.loads(shown.stdout)["incident"] == "job-77"
-    exported = runner.invoke(app, ["timeline", "export", path, "--incident", "jo", "--format", "json"])
+    exported = runner.invoke(app, ["timeline", "export", path, "--incident", "jo", "--format", "json",
+                                   "--public-key", PUBLIC])
     assert exported.exit_code == 0, exported.output
     ambiguous = runner.invoke(app, ["timeline", "show", path, "--incident", "inc"])
     assert ambiguous.exit_code == 3
@@ -210,7 +212,7 @@ def test_a_rewritten_timeline_without_checkpoints_does_not_verify_with_a_key(tmp
     """The reproduction: edit, delete every checkpoint, recompute seq/prev/hash: verify --public-key exits 1."""
     path = tmp_path / "t.jsonl"
     path.write_bytes(_rewrite_without_checkpoints(write_signed(path, n=20, every=5)))
-    assert runner.invoke(app, ["timeline", "verify", str(path)]).exit_code == 0  # links alone look fine
+    assert runner.invoke(app, ["timeline", "verify", str(path)]).exit_code == 4  # links alone: chain_only, unproven
     result = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC, "--json"])
     assert result.exit_code == 1, result.output
     assert "checkpoint" in orjson.loads(result.stdout)["reason"]

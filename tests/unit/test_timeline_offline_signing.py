@@ -20,10 +20,11 @@ from responder.timeline.verify import compare_with_copy, verify_lines
 PRIVATE, PUBLIC = generate_keypair()
 
 
-def _signed_timeline(path: Path, registry: str) -> None:
-    """What the service leaves: incident inc1 switched fraud v1 → v2, sealed by a signed checkpoint on close."""
+def _signed_timeline(path: Path, registry: str, every: int = 1000) -> None:
+    """What the service leaves: incident inc1 switched fraud v1 → v2, sealed by a signed checkpoint on close (which
+    signs the service's cadence, `every`)."""
     head = {"step": "switch", "actuator": "model.switch_version", "target": "fraud", "key": "k1"}
-    recorder = Recorder(FileStore(path), signer=Signer.from_text(PRIVATE))
+    recorder = Recorder(FileStore(path), signer=Signer.from_text(PRIVATE), checkpoint_every=every)
     recorder.append("step.intent", StepIntent(**head, params={"model": "fraud", "version": "v2",
                                                               "registry": registry}).body(), "inc1")
     recorder.append("step.result", StepResult(**head, status=StepStatus.OK, changed=True, prior={"serving": "v1"},
@@ -140,7 +141,7 @@ def test_offline_command_without_the_key_notices_a_checkpoint_older_than_the_tai
 def test_offline_command_without_the_key_says_when_its_entries_pass_the_cadence(tmp_path, registry, monkeypatch):
     """Past checkpoint_every unsigned entries the notice says so: verify reports an unsigned offline tail (exit 4)."""
     path = tmp_path / "t.jsonl"
-    _signed_timeline(path, str(registry.root))
+    _signed_timeline(path, str(registry.root), every=3)
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "3")
     first = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v1", "--timeline", str(path)])
     assert first.exit_code == 0, first.output
@@ -157,7 +158,7 @@ def test_offline_command_without_the_key_refuses_a_tail_already_past_the_cadence
         tmp_path, registry, monkeypatch, command):
     """Past the cadence, an offline command without the key exits 3 naming `responder timeline sign`, writing none."""
     path = tmp_path / "t.jsonl"
-    _signed_timeline(path, str(registry.root))
+    _signed_timeline(path, str(registry.root), every=3)
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "3")
     for _ in range(2):  # v2 (the undo switches back to v1): 2 entries each, by two offline writers
         done = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v2", "--timeline", str(path)])
@@ -175,7 +176,7 @@ def test_offline_command_without_the_key_refuses_a_tail_already_past_the_cadence
     monkeypatch.delenv("RESPONDER_TIMELINE_SIGNING_KEY")
     again = CliRunner().invoke(app, [*command, "--timeline", str(path)])
     assert again.exit_code == 0, again.output
-    assert _verify(path)["verdict"] == "verified"
+    assert _verify(path)["verdict"] == "unsigned_tail"  # exit 0; its entries unproven ("verified" before 2026-12-07)
 
 
 def test_offline_command_with_the_key_that_fails_still_seals_what_it_wrote(tmp_path, registry, monkeypatch):

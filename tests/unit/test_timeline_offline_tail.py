@@ -99,7 +99,8 @@ def test_within_the_cadence_an_offline_tail_verifies_and_is_listed(tmp_path):
     _offline(path, 2)
     code, body = _verify(path)
     assert code == 0, body
-    assert body["verdict"] == "verified"
+    assert body["verdict"] == "unsigned_tail"  # exit 0, but not "verified" (before 2026-12-07 it said so)
+    assert body["unproven_seqs"] == [6, 7]
     assert [r["writer"] for r in body["offline_writers"]] == ["offline:host:42"]
     text = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC])
     assert "2 entries (seq" in text.stdout
@@ -308,13 +309,13 @@ def test_timeline_sign_refuses_a_chain_its_key_did_not_sign(tmp_path, monkeypatc
 def test_an_offline_recorder_reads_no_further_than_its_tail_when_that_holds_a_checkpoint(tmp_path, monkeypatch):
     """An offline recorder whose tail holds a checkpoint reads no further back to count the unsigned run."""
     from responder.settings import Settings
-    from responder.timeline import recorder as recorder_module
+    from responder.timeline import resume as resume_module
 
     path = tmp_path / "t.jsonl"
     write_signed(path, n=12, every=CADENCE)
     _offline(path, 2)
     scanned: list[bytes] = []
-    monkeypatch.setattr(recorder_module, "_is_checkpoint", lambda line: scanned.append(line) or False)
+    monkeypatch.setattr(resume_module, "is_checkpoint", lambda line: scanned.append(line) or False)
     offline = Recorder.offline(path, Settings(timeline_checkpoint_every=CADENCE))
     try:
         assert (offline.signed_on_disk, offline.unsigned_run(), scanned) == (True, 2, [])

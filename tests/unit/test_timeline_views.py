@@ -46,7 +46,8 @@ def test_export_markdown_keeps_event_text_inside_its_cell(tmp_path):
     """The Markdown evidence pack cannot be given new headings, rows or escape sequences by alert text."""
     path = tmp_path / "t.jsonl"
     _hostile_timeline(path)
-    out = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc-1", "--format", "md"])
+    out = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc-1", "--format", "md",
+                              "--public-key", PUBLIC])
     assert out.exit_code == 0, out.output
     assert "\x1b" not in out.stdout
     assert not any(line.startswith("## All clear") for line in out.stdout.splitlines())
@@ -178,7 +179,7 @@ def test_an_anchor_is_not_given_to_a_file_whose_entry_body_names_its_writer(tmp_
     b.close()
     anchor = tmp_path / "anchor.json"
     anchor.write_bytes((fleet / "a.jsonl").read_bytes().splitlines()[-1])
-    out = runner.invoke(app, ["timeline", "verify", str(fleet), "--anchor", str(anchor)])
+    out = runner.invoke(app, ["timeline", "verify", str(fleet), "--public-key", PUBLIC, "--anchor", str(anchor)])
     assert out.exit_code == 0, out.output
 
 
@@ -212,7 +213,7 @@ def test_export_names_a_covering_checkpoint_only_from_the_incidents_own_chain(tm
         b.append("x", {"i": i}, "inc-2")
     b.close()
     out = runner.invoke(app, ["timeline", "export", str(tmp_path), "--incident", "inc-1", "--format", "json"])
-    assert out.exit_code == 0, out.output
+    assert out.exit_code == 4, out.output  # no key: links only, unproven (exit 0 before 2026-12-07)
     assert orjson.loads(out.stdout)["covering_checkpoint"] is None
 
 
@@ -228,7 +229,7 @@ def test_export_names_no_covering_checkpoint_when_one_writer_left_the_incident_u
         b.append("step.intent", {"key": f"b{i}"}, "inc-1")
     b.close()
     out = runner.invoke(app, ["timeline", "export", str(tmp_path), "--incident", "inc-1", "--format", "json"])
-    assert out.exit_code == 0, out.output
+    assert out.exit_code == 4, out.output  # no key: links only, unproven (exit 0 before 2026-12-07)
     pack = orjson.loads(out.stdout)
     assert pack["entries"][-1]["body"] == {"key": "b2"}
     assert pack["covering_checkpoint"] is None

@@ -1,0 +1,71 @@
+"""What `verify` can say about the entries after the last checkpoint: no signature covers them, so the file alone
+cannot prove them; these rules only refuse shapes a writer keeping its cadence never leaves (docs/timeline.md,
+"What the file alone proves").
+
+* An offline writer's run (`offline:host:pid:token`: a command without the signing key) may start only within the
+  cadence and may itself write no more than it (`offline_run`).
+* After a checkpoint that signs its cadence (version 2) the entries up to the next are one process's: a start with
+  the key appends a checkpoint before its first entry when entries follow the last one on disk. A second writer
+  among the tail's non-offline entries is no writer's doing: `tail_problem` names its first entry (relabelling the
+  tail's entries between two writer ids must not split it into runs each of which escapes the time rule).
+* That writer keeps the interval its last checkpoint records: it checkpoints at its first append once the interval
+  has passed since its last checkpoint or its start, so each of its entries but the last (whose checkpoint a crash
+  can tear) is stamped within the interval of its first unsigned entry. `tail_problem` allows twice the interval
+  (one interval of slack, for a clock stepped back between two reads) and names the first entry past it.
+  Both are unproven, not broken, since `at` and `writer` are not signed and anyone who rewrites the tail can restamp
+  and relabel it too: a tripwire for a careless rewrite, not a proof.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from responder.errors import ChainBroken
+from responder.timeline.verification import OfflineRun
+
+OFFLINE_WRITER = "offline:"
+"""The prefix of an offline command's writer id (`offline:host:pid`: `undo`, `models …` on a stopped service's file)."""
+
+
+def offline_run(writer: str, seq: int, since_cp: int, limit: int | None) -> OfflineRun:
+    """A new offline writer's run at `seq`. An offline command without the signing key refuses to start on a tail
+    already past the cadence, so an unsigned run passes the cadence only by the entries of one offline writer
+    that started within it: an edit cannot hide behind more than one cadence of "offline" entries."""
+    if limit is not None and since_cp > limit:
+        raise ChainBroken(seq, f"offline writer {writer} starts after {since_cp} entries without a signed checkpoint, "
+                               f"more than the cadence ({limit}): checkpoints were removed or the chain rewritten")
+    return OfflineRun(writer, seq, seq)
+
+
+def _when(at: str) -> float | None:
+    try:
+        return datetime.fromisoformat(at).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+def tail_problem(tail: list[tuple[str, str]], first_seq: int, interval_ms: int) -> tuple[str, int, str] | None:
+    """Why the unsigned tail after a version-2 checkpoint (`(writer, at)` of seqs `first_seq`…) is no live writer's:
+    (verdict, the first seq at fault, why), or None. Offline writers' entries are left to `offline_run`."""
+    own = [(first_seq + i, writer, at) for i, (writer, at) in enumerate(tail) if not writer.startswith(OFFLINE_WRITER)]
+    if not own:
+        return None
+    start, writer, first_at = own[0]
+    for seq, other, _ in own:
+        if other != writer:
+            return "unsigned_tail_two_writers", seq, (
+                f"entry seq {seq} is writer {other}'s, after unsigned entries of writer {writer} (from seq {start}): "
+                "after a checkpoint that signs its cadence the entries up to the next are one process's (a start "
+                "with the key checkpoints before its first entry), so a second writer is no writer's doing")
+    first, slack = _when(first_at), 2 * interval_ms / 1000
+    for seq, _, at in own[:-1]:  # the last may be the one whose checkpoint a crash tore
+        when = _when(at)
+        if first is None or when is None:
+            return "unsigned_tail_past_interval", seq, f"entry seq {seq} of the unsigned tail has no readable time"
+        if when - first > slack:
+            return "unsigned_tail_past_interval", seq, (
+                f"entry seq {seq} is stamped {when - first:.1f} s after the first unsigned entry (seq {start}, "
+                f"writer {writer}), more than twice the interval the last checkpoint records "
+                f"({interval_ms / 1000:g} s), and is not the tail's last: a writer with the key would have "
+                "checkpointed")
+    return None
