@@ -165,7 +165,10 @@ class Settings(KafkaSettings):
     event_signing_key_sources: dict[str, list[str]] = Field(
         default_factory=dict, description="key id → event sources (globs) it may sign; a key not listed signs any")
     require_signature: list[str] = Field(
-        default_factory=list, description="topics or event sources whose records must be signed; '*' = all"
+        default_factory=list, description="topics or event sources whose records must be signed; '*' = all. A source "
+        "guards only events of that source, not the same finding in another source's form (Security Hub, OCSF): "
+        "prefer '*' or every consumed topic (start-up warns, signature_requirement_bypassable, when an acting "
+        "runbook can match a source left out)"
     )
 
     otel_exporter_otlp_endpoint: str | None = Field(
