@@ -22,7 +22,7 @@ import structlog
 from responder.actuators.base import ActuationResult, Actuator
 from responder.actuators.retry import retry_after, settle_verify, settled_by_verify
 from responder.engine.readback import ReadBack, StepCall, observe
-from responder.errors import ActuationError, TransientActuationError
+from responder.errors import ActuationError, PartialActuationError, TransientActuationError
 from responder.log import enabled as log_enabled
 from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind
@@ -107,11 +107,11 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
             log.exception("actuator_raised", step=intent.step)
         fallback = "Timeout" if isinstance(exc, TimeoutError) else exc.__class__.__name__
         result = StepResult(**head, status=StepStatus.FAILED, error=str(exc) or "timed out",
-                            code=getattr(exc, "code", fallback),
-                            permanent=not isinstance(exc, TransientActuationError | TimeoutError),
-                            duration_ms=_since(started), **marks)
+                            code=getattr(exc, "code", fallback), duration_ms=_since(started), **marks,
+                            **{"permanent": not isinstance(exc, TransientActuationError | TimeoutError),
+                               **_partly(exc)})
         recorder.append(kinds[1], result.body(), incident)
-        log.warning("step_failed", step=intent.step, error=str(exc))
+        log.warning("step_failed", step=intent.step, error=str(exc), changed=result.changed)
         return result
     prior = done.prior if before is None else before
     changed = done.changed or (before is not None and before != done.after)
@@ -131,15 +131,38 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     return result
 
 
+def _partly(exc: Exception) -> dict[str, Any]:
+    """The result fields of a failure after a partial change (PartialActuationError): `changed: true` with the state
+    before and after, so undo can revert it; `permanent: null` when it only may have changed something. Neither is
+    refunded from its quota (`StepResult.refundable`)."""
+    if not isinstance(exc, PartialActuationError):
+        return {}
+    if not exc.certain:
+        return {"permanent": None}
+    return {"changed": True, "prior": exc.prior, "after": exc.after}
+
+
 async def _applied(call: StepCall, since: float) -> ActuationResult:
-    """Apply: the first attempt inline, then `_retried` after a transient failure (what the step's timeout bounds)."""
+    """Apply: the first attempt inline, then `_retried` after a transient failure (what the step's timeout bounds).
+    An actuator that changes several things in turn (`changes_in_turn`) whose retries end in a failure that is not
+    transient may have changed part of its target in the attempt the transient error cut short: that failure is
+    raised as a PartialActuationError that is not certain, so it is not refunded."""
     try:
         return await call.actuator.apply(call.params, call.ctx)
     except TransientActuationError as exc:
         if call.attempts <= 1:
             raise
         first = exc
-    return await _retried(first, call, since)
+    if not type(call.actuator).changes_in_turn:
+        return await _retried(first, call, since)
+    try:
+        return await _retried(first, call, since)
+    except (TransientActuationError, PartialActuationError):
+        raise
+    except Exception as exc:  # a permanent error or a bug: recorded as possibly partial
+        raise PartialActuationError(exc, certain=False, done=f"an earlier attempt, ended by a transient error "
+                                    f"({first.code or type(first).__name__}), may have changed part of the target: "
+                                    "check it by hand") from exc
 
 
 def _deadline(since: float, timeout: float) -> float:

@@ -1,9 +1,10 @@
 """Undo an incident: run reverse actuators, newest step first, from the prior state the timeline recorded.
 
-Every `step.result` with status ok and `changed: true` names its actuator; its `step.intent` (same key)
-holds the validated params. The actuator's `reverse_params(params, result)` turns the recorded prior state
-into the reverse actuator's params. Each reversal is recorded as `undo.intent` before the call and
-`undo.result` after it (or `undo.skipped` with the reason), all carrying `undoes: <step key>`; a step
+Every `step.result` with status ok and `changed: true` (or a failed one with `changed: true`: a failure after a
+partial change, whose prior and after states are what it changed, since 2026-12-07) names its actuator; its
+`step.intent` (same key) holds the validated params. The actuator's `reverse_params(params, result)` turns the
+recorded prior state into the reverse actuator's params. Each reversal is recorded as `undo.intent` before the call
+and `undo.result` after it (or `undo.skipped` with the reason), all carrying `undoes: <step key>`; a step
 with an ok `undo.result` is not undone twice. A destructive reverse (stopping an instance that a step
 started) is skipped unless explicitly allowed.
 
@@ -54,14 +55,15 @@ def held(entries: Iterable[TimelineEntry], incident: str) -> bool:
 
 @dataclass(frozen=True)
 class Undoable:
-    """An ok step result not yet undone, with the params its intent recorded."""
+    """A step result that changed something (ok, or failed part-way) not yet undone, with its intent's params."""
 
     result: StepResult
     params: dict[str, JsonValue]
 
 
 def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None = None) -> list[Undoable]:
-    """The incident's ok step results not yet undone, newest first, each with its intent's params."""
+    """The incident's step results that changed something (ok, or failed after a partial change) not yet undone,
+    newest first, each with its intent's params."""
     return _scan(entries, incident, step)[0]
 
 
@@ -83,7 +85,7 @@ def _scan(entries: Iterable[TimelineEntry], incident: str, step: str | None) -> 
             result = StepResult.read(e.body)
             if result.ok and e.kind == UNDO_RESULT:
                 undone.add(str(result.undoes))
-            elif result.ok and result.key is not None:
+            elif e.kind == EntryKind.STEP_RESULT and result.key is not None and (result.ok or result.changed is True):
                 results.append(result)
     out = []
     for result in reversed(results):
