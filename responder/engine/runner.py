@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from typing import Any, TypeVar, cast
 
 import structlog
+from pydantic import JsonValue
 
 from responder.actuators.base import ActuationResult, Actuator
 from responder.actuators.retry import retry_after, settle_verify, settled_by_verify
@@ -71,6 +72,7 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
                     marks: Mapping[str, Any] | None) -> StepResult:
     marks = marks or {}
     before = intent.before  # set: an open intent's, read before a crash cut its first run short (steps._execute)
+    carried = before is not None
     if before is None and type(call.actuator).observe is not _CANNOT_OBSERVE:  # the base `observe` cannot say
         before = await observe(call)
         if before is not None:
@@ -106,10 +108,12 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         if not isinstance(exc, ActuationError | TimeoutError):
             log.exception("actuator_raised", step=intent.step)
         fallback = "Timeout" if isinstance(exc, TimeoutError) else exc.__class__.__name__
-        result = StepResult(**head, status=StepStatus.FAILED, error=str(exc) or "timed out",
-                            code=getattr(exc, "code", fallback), duration_ms=_since(started), **marks,
-                            **{"permanent": not isinstance(exc, TransientActuationError | TimeoutError),
-                               **_partly(exc)})
+        failed: dict[str, Any] = {"error": str(exc) or "timed out",
+                                  "permanent": not isinstance(exc, TransientActuationError | TimeoutError)}
+        if isinstance(exc, PartialActuationError):
+            failed.update(await _partly(exc, call, before, carried=carried))
+        result = StepResult(**head, status=StepStatus.FAILED, code=getattr(exc, "code", fallback),
+                            duration_ms=_since(started), **marks, **failed)
         recorder.append(kinds[1], result.body(), incident)
         log.warning("step_failed", step=intent.step, error=str(exc), changed=result.changed)
         return result
@@ -131,15 +135,27 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     return result
 
 
-def _partly(exc: Exception) -> dict[str, Any]:
-    """The result fields of a failure after a partial change (PartialActuationError): `changed: true` with the state
-    before and after, so undo can revert it; `permanent: null` when it only may have changed something. Neither is
-    refunded from its quota (`StepResult.refundable`)."""
-    if not isinstance(exc, PartialActuationError):
-        return {}
+async def _partly(exc: PartialActuationError, call: StepCall, before: dict[str, JsonValue] | None, *,
+                  carried: bool) -> dict[str, Any]:
+    """The result fields of a failure after a partial change: `changed: true` with the state before and after, so undo
+    can revert it; `permanent: null` when it only may have changed something. Neither is refunded from its quota
+    (`StepResult.refundable`). The prior state is the intent's `before` when there is one (as an ok result's): read
+    before the first attempt, it holds what an earlier attempt changed too, which the failing one's own prior does
+    not. A possible change (not `certain`) is read back: when the target no longer holds `before`, it is recorded
+    as a change from `before` to what it holds now, so undo can revert it too."""
     if not exc.certain:
+        now = await observe(call) if before is not None else None
+        if now is not None and now != before:
+            return {"permanent": None, "changed": True, "prior": before, "after": now}
         return {"permanent": None}
-    return {"changed": True, "prior": exc.prior, "after": exc.after}
+    out: dict[str, Any] = {"changed": True, "prior": exc.prior if before is None else before, "after": exc.after}
+    if carried:  # the intent's before-state is an earlier run's, which a crash cut short
+        out["error"] = f"{exc}; {EARLIER} (a run before a restart) may have changed more of the target"
+    return out
+
+
+EARLIER = "an earlier attempt"
+"""How a failure's error names an attempt cut short before it (its changes are in the recorded prior state)."""
 
 
 async def _applied(call: StepCall, since: float) -> ActuationResult:
@@ -157,8 +173,15 @@ async def _applied(call: StepCall, since: float) -> ActuationResult:
         return await _retried(first, call, since)
     try:
         return await _retried(first, call, since)
-    except (TransientActuationError, PartialActuationError):
+    except TransientActuationError:
         raise
+    except PartialActuationError as exc:
+        if not exc.certain:
+            raise
+        why = first.code or type(first).__name__
+        raise PartialActuationError(exc.__cause__ or exc, prior=exc.prior, after=exc.after, done=(
+            f"{exc.done}; {EARLIER}, ended by a transient error ({why}), may have changed more of the target"
+        )) from exc
     except Exception as exc:  # a permanent error or a bug: recorded as possibly partial
         raise PartialActuationError(exc, certain=False, done=f"an earlier attempt, ended by a transient error "
                                     f"({first.code or type(first).__name__}), may have changed part of the target: "

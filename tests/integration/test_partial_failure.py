@@ -69,7 +69,7 @@ async def test_a_partly_applied_isolation_is_counted_recorded_paged_and_undone(a
     [result] = [e for e in engine.recorder.entries() if e.kind == "step.result" and e.body["step"] == "isolate"]
     assert result.body["status"] == "failed"
     assert result.body["changed"] is True
-    assert result.body["prior"] == {"roles_without_deny": ["inference-gateway"]}
+    assert result.body["prior"] == {"roles_without_deny": ["inference-gateway", "ghost-role"]}  # read before
     assert await _deny(aws, "inference-gateway") is not None  # the partial change is real
     assert engine.state.windows.count("isolate-endpoint", "aws.sagemaker.*", 1e12, 1e12) == 1  # not refunded
     [page] = pager.applied

@@ -4,7 +4,6 @@ with a scripted AWS client; tests/integration/test_partial_failure.py runs it ag
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from responder.actuators import registry
@@ -15,34 +14,7 @@ from responder.engine.runner import run_step
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.models.step import StepIntent, StepResult, StepStatus
 from responder.timeline import MemoryStore, Recorder
-
-ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/ep"
-Answer = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class Scripted:
-    """An AWS client answering each operation from `answers` (a reply, or a function of the call's arguments), raising
-    the errors `fails` lists per (operation, argument, value) in turn, and holding the role policies it is given."""
-
-    def __init__(self, answers: dict[str, Answer], fails: dict[tuple[str, str, str], list[Exception]]) -> None:
-        self.answers, self.fails = answers, fails
-        self.policies: dict[tuple[str, str], str] = {}
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    async def call(self, service: str, operation: str, **kw: Any) -> dict[str, Any]:
-        self.calls.append((operation, kw))
-        for (op, arg, value), errors in self.fails.items():
-            if op == operation and kw.get(arg) == value and errors:
-                raise errors.pop(0)
-        if operation == "put_role_policy":
-            self.policies[(kw["RoleName"], kw["PolicyName"])] = kw["PolicyDocument"]
-            return {}
-        if operation == "get_role_policy":
-            if (kw["RoleName"], kw["PolicyName"]) not in self.policies:
-                raise PermanentActuationError("no such policy", code="NoSuchEntity")
-            return {"PolicyDocument": self.policies[(kw["RoleName"], kw["PolicyName"])]}
-        answer = self.answers.get(operation, {})
-        return answer(kw) if callable(answer) else answer
+from tests.partial_kit import ENDPOINT_ARN, Scripted
 
 
 def _gone(role: str) -> PermanentActuationError:
@@ -76,7 +48,7 @@ async def test_a_step_that_denied_one_role_then_failed_on_another_is_not_refunde
     assert result.status is StepStatus.FAILED
     assert counted == 1
     assert result.changed is True
-    assert result.prior == {"roles_without_deny": ["inference-gateway"]}  # what undo releases
+    assert result.prior == {"roles_without_deny": ["inference-gateway", "ghost"]}  # read before: what undo releases
     assert result.after == {"roles_without_deny": ["ghost"]}
     assert "role ghost not found; partly done before it failed: put the invoke deny of ep on role " \
            "inference-gateway" in str(result.error)
