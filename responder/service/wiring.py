@@ -65,7 +65,15 @@ def warn_unsigned_triggers(settings: Settings, books: Iterable[Runbook], registr
     """Warn, once at start-up, when `require_signature` names sources or topics, not every record, and an acting
     runbook can still be triggered by an unsigned record: it matches by category (or by a source glob) a source the
     list leaves out (a GuardDuty finding wrapped as Security Hub or OCSF), or one a topic that requires nothing
-    carries. Names each runbook with those sources (docs/security.md)."""
+    carries. Names each runbook with those sources (docs/security.md). Also warns (`runbook_signature_unsatisfiable`,
+    since 2026-12-07) when a runbook sets `require_signature: true` and no `event_signing_keys` are configured: no
+    record can be signed, so every record it matches is dead-lettered (`authentication`)."""
+    books = list(books)
+    if not settings.event_signing_keys and (signed := sorted(rb.id for rb in books if rb.require_signature)):
+        log.warning("runbook_signature_unsatisfiable", setting="RESPONDER_EVENT_SIGNING_KEYS", runbooks=signed,
+                    detail="these runbooks act on signed records only and no signing key is configured: every "
+                           "record they match is dead-lettered (authentication); configure event_signing_keys or "
+                           "drop `require_signature: true` (docs/security.md)")
     reach = unguarded(books, registry, settings.require_signature, settings.topics, settings.topic_formats)
     if reach:
         log.warning("signature_requirement_bypassable", setting="RESPONDER_REQUIRE_SIGNATURE",

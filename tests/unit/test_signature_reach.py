@@ -21,8 +21,10 @@ from responder.models.runbook import Runbook
 from responder.pipeline import Pipeline
 from responder.service.wiring import warn_unsigned_triggers
 from responder.settings import Settings
+from responder.tabletop.replay import backtest, difference
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam
+from tests.findings import envelope_bytes, guardduty_finding
 
 EVENTS = Path(__file__).parents[1] / "fixtures" / "events"
 WARNING = "signature_requirement_bypassable"
@@ -111,3 +113,26 @@ def test_the_fleet_digest_holds_the_runbook_flag_only_when_set(runbooks_dir):
     assert all("require_signature" not in digested_runbook(rb) for rb in books)
     flagged = [books[0].model_copy(update={"require_signature": True}), *books[1:]]
     assert fleet_digest(flagged, Settings()) != fleet_digest(books, Settings())
+
+
+def test_a_runbook_requiring_a_signature_without_signing_keys_warns_naming_it(runbooks_dir):
+    """No event_signing_keys: `runbook_signature_unsatisfiable` names the flagged runbook; with a key, none."""
+    books = [rb.model_copy(update={"require_signature": rb.id == "credential-exfiltration"})
+             for rb in load_runbooks(runbooks_dir, registry)]
+    with capture_logs() as logs:
+        warn_unsigned_triggers(Settings(), books, registry)
+        warn_unsigned_triggers(Settings(event_signing_keys={"k": "s"}), books, registry)  # type: ignore[arg-type]
+    [warned] = [e for e in logs if e["event"] == "runbook_signature_unsatisfiable"]
+    assert (warned["log_level"], warned["runbooks"]) == ("warning", ["credential-exfiltration"])
+
+
+async def test_replay_plans_a_runbook_requiring_a_signature_as_one_without(runbooks_dir):
+    """A back-test ignores `require_signature: true` (records carry no headers): same plan, no baseline difference."""
+    books = load_runbooks(runbooks_dir, registry)
+    flagged = [rb.model_copy(update={"require_signature": True}) for rb in books]
+    values = [envelope_bytes(guardduty_finding("AKIAPARTIALPARTIAL01"))]
+    base, new = await backtest(values, books, registry), await backtest(values, flagged, registry)
+    assert base.planned
+    assert new.rejected == {}
+    assert [p.key() for p in new.planned] == [p.key() for p in base.planned]
+    assert not any(difference(new, base).values())
