@@ -12,9 +12,12 @@ Deny statements then protect responder itself, whatever the allows say: its own 
 so its access keys) and the policies attached to it, its timeline archive bucket (no delete, no
 policy, ACL, lock or lifecycle change; writing new segments stays allowed) and its KMS keys.
 
-Every ARN the policy writes names the partition of the configured region (`aws`, `aws-cn`, `aws-us-gov`, the
+Every ARN an Allow statement writes names the partition of the configured region (`aws`, `aws-cn`, `aws-us-gov`, the
 `aws-iso*` ones…, from botocore's partition data), or `*` when the region is not known (`*` or a region botocore
-does not know), so a Deny always matches where responder runs.
+does not know). Every ARN a Deny statement writes (the timeline bucket's) has `*` as its partition whatever the
+region (since 2026-12-07): a Deny grants nothing, so it matches wherever responder runs, even when the region
+setting was left at its default (`us-east-1`) for a GovCloud or China deployment. The ARNs given in settings
+(`self_principal_arns`, `self_policy_arns`, `self_kms_key_arns`) are written as given.
 """
 
 from __future__ import annotations
@@ -132,7 +135,7 @@ def _denies(scope: PolicyScope) -> list[dict[str, Any]]:
         statements.append({"Sid": "DenyResponderSelfIam", "Effect": "Deny", "Action": SELF_IAM_DENY,
                            "Resource": sorted(iam)})
     if scope.timeline_bucket:
-        bucket = f"arn:{scope.partition}:s3:::{scope.timeline_bucket}"
+        bucket = f"arn:*:s3:::{scope.timeline_bucket}"  # any partition: a Deny grants nothing
         statements.append({"Sid": "DenyResponderTimelineBucket", "Effect": "Deny", "Action": SELF_BUCKET_DENY,
                            "Resource": [bucket, f"{bucket}/*"]})
     if scope.self_kms_keys:

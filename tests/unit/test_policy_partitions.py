@@ -1,5 +1,6 @@
-"""The generated IAM policy names the partition of the configured region in every ARN it writes (since 2026-12-07:
-before, `arn:aws:` everywhere, so in GovCloud or China the timeline-bucket Deny never matched)."""
+"""The generated IAM policy names the partition of the configured region in every ARN an Allow writes, and any
+partition (`arn:*:`) in every ARN a Deny writes (since 2026-12-07: before, `arn:aws:` everywhere, so in GovCloud or
+China the timeline-bucket Deny never matched)."""
 
 from __future__ import annotations
 
@@ -15,20 +16,26 @@ REGIONS = [("us-east-1", "aws"), ("eu-west-3", "aws"), ("us-gov-west-1", "aws-us
            ("us-isob-east-1", "aws-iso-b"), ("eu-isoe-west-1", "aws-iso-e"), ("us-isof-south-1", "aws-iso-f")]
 
 
-def _arns(region: str) -> list[str]:
+def _arns(region: str, effect: str = "Allow") -> list[str]:
     scope = PolicyScope(account="123456789012", region=region, model_bucket="models", timeline_bucket="tl")
     doc = minimal_policy(ACTUATORS, registry, scope)
-    return [r for st in doc["Statement"] for r in ([st["Resource"]] if isinstance(st["Resource"], str)
-                                                   else st["Resource"]) if r != "*"]
+    return [r for st in doc["Statement"] if st["Effect"] == effect
+            for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"]) if r != "*"]
 
 
 @pytest.mark.parametrize(("region", "partition"), REGIONS)
-def test_every_arn_of_the_policy_names_the_regions_partition(region, partition):
-    """Scoped Allows and the timeline-bucket Deny all start with `arn:<the region's partition>:`."""
+def test_every_allowed_arn_of_the_policy_names_the_regions_partition(region, partition):
+    """Scoped Allows all start with `arn:<the region's partition>:`."""
     arns = _arns(region)
     assert {a.split(":")[1] for a in arns} == {partition}
-    assert f"arn:{partition}:s3:::tl" in arns
+    assert f"arn:{partition}:s3:::models" in arns
     assert f"arn:{partition}:iam::123456789012:role/*" in arns
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "us-gov-west-1", "cn-north-1", "*"])
+def test_every_denied_arn_of_the_policy_names_any_partition(region):
+    """The timeline-bucket Deny is `arn:*:s3:::tl` whatever the region: a default us-east-1 still denies in GovCloud."""
+    assert _arns(region, "Deny") == ["arn:*:s3:::tl", "arn:*:s3:::tl/*"]
 
 
 @pytest.mark.parametrize("region", ["*", "xx-nowhere-1"])
