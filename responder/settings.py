@@ -140,7 +140,8 @@ class Settings(KafkaSettings):
         default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate')
     approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")
     approval_decision_ttl: float = Field(
-        default=900.0, gt=0, description="seconds a decision sent by the CLI stays valid")
+        default=900.0, gt=0, description="seconds a decision or operator request sent by the CLI stays valid; at "
+        "most approval_decision_max_lifetime less a minute (or a tenth of it): set above, exit 3; by default lowered")
     approver_identities: dict[str, str] = Field(
         default_factory=dict, description="approval key id → the person or team it belongs to; `by` must equal it, "
                                           "and only a bound key can satisfy a step's `approvers`")
