@@ -15,7 +15,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from responder.errors import PartialActuationError, TransientActuationError
+from responder.errors import TransientActuationError
+from responder.errors_actuation import PartialActuationError
 
 State = Callable[[], tuple[dict[str, Any], dict[str, Any]]]
 """The (prior, after) to record for undo once the apply fails part-way; empty dicts when undo cannot revert it."""

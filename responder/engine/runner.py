@@ -23,7 +23,8 @@ from pydantic import JsonValue
 from responder.actuators.base import ActuationResult, Actuator
 from responder.actuators.retry import retry_after, settle_verify, settled_by_verify
 from responder.engine.readback import ReadBack, StepCall, observe
-from responder.errors import ActuationError, PartialActuationError, TransientActuationError
+from responder.errors import ActuationError, TransientActuationError
+from responder.errors_actuation import PartialActuationError
 from responder.log import enabled as log_enabled
 from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind
