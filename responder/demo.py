@@ -103,7 +103,7 @@ def webhook_settings() -> dict[str, Any]:
     return {
         "intake_sources": {"eventbridge": {"auth": "bearer", "keys": {"demo": DEMO_TOKEN}, "format": "guardduty"}},
         "intake_signing_key_id": "intake", "event_signing_keys": {"intake": DEMO_SIGNING},
-        "require_signature": ["guardduty"],
+        "require_signature": ["*"],  # every record: a source listed alone guards only that source (docs/security.md)
     }
 
 

@@ -29,6 +29,8 @@
     └── ActuationError                  → raised by actuators only
         ├── TransientActuationError     throttling, 5xx, timeouts: retried with jittered backoff
         └── PermanentActuationError     AccessDenied, NotFound, bad params: recorded, the step fails
+            └── PartialActuationError   it failed after changing part of its target (or may have): kept counted
+                                        (`responder.errors_actuation`)
 """
 
 from __future__ import annotations

@@ -92,6 +92,12 @@ def key_fingerprints(paths: Iterable[Path]) -> list[str]:
     return sorted({hashlib.sha256(read_trusted_key(Path(path))).hexdigest() for path in paths})
 
 
+def digested_runbook(rb: Runbook) -> str:
+    """A runbook as digested: `require_signature` only when set (since 2026-12-07), so a fleet whose runbooks do not
+    set it keeps its digest through the upgrade that added it."""
+    return rb.model_dump_json(exclude=None if rb.require_signature else {"require_signature"})
+
+
 def fleet_digest(runbooks: Iterable[Runbook], settings: Settings, *, transactions: bool = True) -> str:
     """What every replica must agree on: the runbooks (as loaded) and the settings that change what they do, and
     whether it writes its changelog in Kafka transactions (`transactions`, what `kafka_transactions` came to at start:
@@ -99,7 +105,7 @@ def fleet_digest(runbooks: Iterable[Runbook], settings: Settings, *, transaction
     with them would lose that guarantee on its partitions: it is refused. Digested only when False, so that a fleet
     with transactions kept its digest through that change (since 2026-12-07)."""
     doc: dict[str, Any] = {
-        "runbooks": sorted(rb.model_dump_json() for rb in runbooks),
+        "runbooks": sorted(digested_runbook(rb) for rb in runbooks),
         "settings": settings.model_dump_json(include=set(DIGESTED)),
     }
     if not transactions:

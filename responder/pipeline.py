@@ -12,7 +12,7 @@ from responder.acting import Acting, Counters
 from responder.acting import Prepared as Prepared  # importable here, as before
 from responder.engine.executor import Engine
 from responder.engine.incidents import Incident
-from responder.errors import PartlyRejected, TooLarge, UnreadableRecord
+from responder.errors import AuthenticationFailed, PartlyRejected, TooLarge, UnreadableRecord
 from responder.ingest.authn import RecordAuthenticator
 from responder.metrics import Metrics
 from responder.models.event import Event, RawRecord
@@ -38,6 +38,7 @@ class Pipeline(Acting):
                  topic_formats: Mapping[str, str] | None = None, authenticator: RecordAuthenticator | None = None,
                  metrics: Metrics | None = None) -> None:
         self.matcher = Matcher(runbooks)
+        self.signed_only = any(rb.require_signature for rb in runbooks)  # a runbook that acts on signed records only
         self.engine = engine
         engine.use_runbooks(runbooks)
         self.max_record_bytes = max_record_bytes
@@ -105,10 +106,8 @@ class Pipeline(Acting):
         self.authenticator.check_sources(events, signed_by)
         if signed_by is not None:
             self._count("authenticated", signed_by)
-        found: list[tuple[Event, list[Match]]] = []
+        matched: list[tuple[Event, list[Match]]] = []
         for event in events:
-            self.counters.events += 1
-            self._count("events", event.source)
             if ruled_out:
                 matches = []
             elif traced:
@@ -116,6 +115,13 @@ class Pipeline(Acting):
                     matches = self.matcher.match(event)
             else:
                 matches = self.matcher.match(event)
+            matched.append((event, matches))
+        if signed_by is None and self.signed_only:
+            refuse_unsigned(matched)
+        found: list[tuple[Event, list[Match]]] = []
+        for event, matches in matched:
+            self.counters.events += 1
+            self._count("events", event.source)
             self._count("event_outcomes", event.source, "matched" if matches else "unmatched")
             if matches:
                 found.append((event, matches))
@@ -204,3 +210,13 @@ class Pipeline(Acting):
             return decode_doc(doc, fmt, received=stamped), False, None, stamped
         except PartlyRejected as exc:
             return exc.kept, False, exc, stamped
+
+
+def refuse_unsigned(matched: Iterable[tuple[Event, list[Match]]]) -> None:
+    """AuthenticationFailed when a runbook that acts on signed records only (`require_signature: true`) matches an
+    event of this unsigned record: the record is dead-lettered (`authentication`), nothing of it acts."""
+    for event, matches in matched:
+        for match in matches:
+            if match.runbook.require_signature:
+                raise AuthenticationFailed(f"runbook {match.runbook.id} acts on signed records only; the record is "
+                                           f"unsigned (source {event.source})")

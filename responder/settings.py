@@ -140,7 +140,8 @@ class Settings(KafkaSettings):
         default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate')
     approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")
     approval_decision_ttl: float = Field(
-        default=900.0, gt=0, description="seconds a decision sent by the CLI stays valid")
+        default=900.0, gt=0, description="seconds a decision or operator request sent by the CLI stays valid; at "
+        "most approval_decision_max_lifetime less a minute (or a tenth of it): set above, exit 3; by default lowered")
     approver_identities: dict[str, str] = Field(
         default_factory=dict, description="approval key id → the person or team it belongs to; `by` must equal it, "
                                           "and only a bound key can satisfy a step's `approvers`")
@@ -165,7 +166,10 @@ class Settings(KafkaSettings):
     event_signing_key_sources: dict[str, list[str]] = Field(
         default_factory=dict, description="key id → event sources (globs) it may sign; a key not listed signs any")
     require_signature: list[str] = Field(
-        default_factory=list, description="topics or event sources whose records must be signed; '*' = all"
+        default_factory=list, description="topics or event sources whose records must be signed; '*' = all. A source "
+        "guards only events of that source, not the same finding in another source's form (Security Hub, OCSF): "
+        "prefer '*' or every consumed topic (start-up warns, signature_requirement_bypassable, when an acting "
+        "runbook can match a source left out)"
     )
 
     otel_exporter_otlp_endpoint: str | None = Field(

@@ -116,6 +116,11 @@ class Actuator(Generic[P]):
     """Whether the actuator only tells a human (acts on no cloud resource): the protected-id/tag and IAM-name guards,
     which keep automation off a resource, do not refuse it, so the page of a refused containment naming a protected
     id is delivered; quotas, the kill switch and approvals still hold it."""
+    changes_in_turn: ClassVar[bool] = False
+    """Whether `apply` makes several changes in turn (one call per role, network interface or volume; a key deleted
+    before another is created), so that a failure part-way may leave some made: it raises PartialActuationError
+    naming them (`responder.actuators.partial.Partly`), and a permanent failure after a transient one is recorded as
+    one that may have changed something (docs/security.md). Never refunded from its quota in either case."""
     reverse: ClassVar[str | None] = None
     irreversible: ClassVar[str] = ""
     """Why there is no reverse actuator (required when `reverse` is None)."""

@@ -11,13 +11,24 @@ own.
 Deny statements then protect responder itself, whatever the allows say: its own role or user (and
 so its access keys) and the policies attached to it, its timeline archive bucket (no delete, no
 policy, ACL, lock or lifecycle change; writing new segments stays allowed) and its KMS keys.
+
+Every ARN an Allow statement writes names the partition of the configured region (`aws`, `aws-cn`, `aws-us-gov`, the
+`aws-iso*` ones…, from botocore's partition data), or `*` when the region is not known (`*` or a region botocore
+does not know). Every ARN a Deny statement writes (the timeline bucket's) has `*` as its partition whatever the
+region (since 2026-12-07): a Deny grants nothing, so it matches wherever responder runs, even when the region
+setting was left at its default (`us-east-1`) for a GovCloud or China deployment. The ARNs given in settings
+(`self_principal_arns`, `self_policy_arns`, `self_kms_key_arns`) are written as given.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
+
+import botocore.loaders
 
 from responder.actuators.registry import Registry
 from responder.models.runbook import Runbook
@@ -32,6 +43,23 @@ SELF_BUCKET_DENY = ["s3:DeleteBucket*", "s3:DeleteObject*", "s3:PutBucket*", "s3
 SELF_KMS_DENY = ["kms:Disable*", "kms:ScheduleKeyDeletion", "kms:PutKeyPolicy", "kms:CreateGrant",
                  "kms:RevokeGrant", "kms:RetireGrant", "kms:UpdateKeyDescription", "kms:CancelKeyDeletion",
                  "kms:DeleteImportedKeyMaterial", "kms:Update*"]
+
+
+@cache
+def _partitions() -> tuple[tuple[str, frozenset[str], re.Pattern[str]], ...]:
+    data = botocore.loaders.create_loader().load_data("partitions")
+    return tuple((p["id"], frozenset(p.get("regions", {})), re.compile(p["regionRegex"])) for p in data["partitions"])
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of `region` (`us-gov-west-1` → `aws-us-gov`, `cn-north-1` → `aws-cn`), from botocore's
+    partition data: a region a partition lists, else the one whose region pattern it matches; `*` (any partition)
+    for `*` or a region no partition claims."""
+    known = _partitions()
+    for pid, regions, _ in known:
+        if region in regions:
+            return pid
+    return next((pid for pid, _, pattern in known if pattern.match(region)), "*")
 
 
 @dataclass(frozen=True)
@@ -51,17 +79,22 @@ class PolicyScope:
     def resources(self, service: str, actuator: str = "") -> list[str]:
         """The resources `actuator`'s actions on `service` may touch; `*` when only the event can say (an `aws.s3.*`
         step's bucket: only a model actuator's S3 actions are the model registry's bucket's)."""
-        a, r = self.account, self.region
+        a, r, p = self.account, self.region, self.partition
         scoped = {
-            "iam": [f"arn:aws:iam::{a}:user/*", f"arn:aws:iam::{a}:role/*"],
-            "kms": [f"arn:aws:kms:{r}:{a}:key/*"],
-            "secretsmanager": [f"arn:aws:secretsmanager:{r}:{a}:secret:*"],
-            "lambda": [f"arn:aws:lambda:{r}:{a}:function:*"],
-            "ssm": [f"arn:aws:ssm:{r}:{a}:parameter/{self.ssm_prefix.strip('/')}/*"],
+            "iam": [f"arn:{p}:iam::{a}:user/*", f"arn:{p}:iam::{a}:role/*"],
+            "kms": [f"arn:{p}:kms:{r}:{a}:key/*"],
+            "secretsmanager": [f"arn:{p}:secretsmanager:{r}:{a}:secret:*"],
+            "lambda": [f"arn:{p}:lambda:{r}:{a}:function:*"],
+            "ssm": [f"arn:{p}:ssm:{r}:{a}:parameter/{self.ssm_prefix.strip('/')}/*"],
         }
         if service == "s3" and self.model_bucket and actuator.startswith("model."):
-            return [f"arn:aws:s3:::{self.model_bucket}", f"arn:aws:s3:::{self.model_bucket}/{self.model_prefix}*"]
+            return [f"arn:{p}:s3:::{self.model_bucket}", f"arn:{p}:s3:::{self.model_bucket}/{self.model_prefix}*"]
         return scoped.get(service, ["*"])
+
+    @property
+    def partition(self) -> str:
+        """The ARN partition of `region` (`*` while it is unknown)."""
+        return partition_of(self.region)
 
 
 def actuators_used(runbooks: Iterable[Runbook], registry: Registry, *, with_reverse: bool = True) -> list[str]:
@@ -102,7 +135,7 @@ def _denies(scope: PolicyScope) -> list[dict[str, Any]]:
         statements.append({"Sid": "DenyResponderSelfIam", "Effect": "Deny", "Action": SELF_IAM_DENY,
                            "Resource": sorted(iam)})
     if scope.timeline_bucket:
-        bucket = f"arn:aws:s3:::{scope.timeline_bucket}"
+        bucket = f"arn:*:s3:::{scope.timeline_bucket}"  # any partition: a Deny grants nothing
         statements.append({"Sid": "DenyResponderTimelineBucket", "Effect": "Deny", "Action": SELF_BUCKET_DENY,
                            "Resource": [bucket, f"{bucket}/*"]})
     if scope.self_kms_keys:

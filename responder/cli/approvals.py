@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from responder.cli.operator import decision_ttl
 from responder.cli.options import JsonOpt, TimelineOpt
 from responder.cli.output import EXIT_CONFIG, console, emit_json, err_console, print_error
 from responder.cli.plans import resolve
@@ -41,12 +42,17 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
     if identity is not None and by != identity:
         print_error(f"approval key {key_id} belongs to {identity!r}: --by must be {identity!r}")
         raise typer.Exit(EXIT_CONFIG)
+    try:
+        ttl = decision_ttl(settings)
+    except ConfigError as exc:
+        print_error(exc)
+        raise typer.Exit(EXIT_CONFIG) from exc
     now = datetime.now(UTC)
     incident, digest, request, request_id = resolve(settings, incident, step, timeline or settings.timeline_path,
                                                     digest, now)
     decision = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,
                                 reason=reason, digest=digest, issued_at=now, request_id=request_id,
-                                expires_at=now + timedelta(seconds=settings.approval_decision_ttl))
+                                expires_at=now + timedelta(seconds=ttl))
     secret = settings.approval_keys[key_id].get_secret_value().encode()
     try:
         asyncio.run(send_decision(settings.kafka_bootstrap, settings.approvals_topic, decision, key_id, secret,

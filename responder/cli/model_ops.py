@@ -155,19 +155,25 @@ POINTER_ACTUATORS = ("model.rollback_to_last_signed", "model.switch_version")
 
 
 def _pointer_change(e: TimelineEntry, model: str) -> dict[str, Any] | None:
-    """The pointer change an entry records for `model`: a step's or operator's result, or an undo's."""
+    """The pointer change an entry records for `model`: a step's or operator's result, or an undo's; ok, or failed
+    with `changed: true` (the pointer moved, then its read-back failed: `status: failed` and its `error`, since
+    2026-12-07)."""
     b = e.body
-    if not b.get("changed") or b.get("status") != StepStatus.OK:
+    if not b.get("changed") or b.get("status") not in (StepStatus.OK, StepStatus.FAILED):
         return None
-    head = {"seq": e.seq, "at": e.at, "incident": e.incident}
-    out = b.get("outputs")
+    head = {"seq": e.seq, "at": e.at, "incident": e.incident, "status": b["status"],
+            **({"error": b.get("error")} if b["status"] == StepStatus.FAILED else {})}
+    out, prior, after = b.get("outputs"), b.get("prior"), b.get("after")
     if e.kind == EntryKind.STEP_RESULT and b.get("actuator") in POINTER_ACTUATORS and isinstance(out, dict) \
             and out.get("model") == model:
         return {**head, "actuator": b["actuator"], "from": out.get("from"), "to": out.get("to"),
                 "digest": out.get("digest"), "by": b.get("operator") or b.get("step")}
-    prior, after = b.get("prior"), b.get("after")
-    if e.kind == "undo.result" and b.get("reverse") in POINTER_ACTUATORS and b.get("target") == f"model/{model}" \
-            and isinstance(prior, dict) and isinstance(after, dict):
+    if not isinstance(prior, dict) or not isinstance(after, dict) or b.get("target") != f"model/{model}":
+        return None
+    if e.kind == EntryKind.STEP_RESULT and b.get("actuator") in POINTER_ACTUATORS:  # failed: no outputs
+        return {**head, "actuator": b["actuator"], "from": prior.get("serving"), "to": after.get("serving"),
+                "digest": None, "by": b.get("operator") or b.get("step")}
+    if e.kind == "undo.result" and b.get("reverse") in POINTER_ACTUATORS:
         return {**head, "actuator": b["reverse"], "from": prior.get("serving"), "to": after.get("serving"),
                 "digest": None, "by": f"undo of {b.get('step')}"}
     return None
@@ -175,7 +181,8 @@ def _pointer_change(e: TimelineEntry, model: str) -> dict[str, Any] | None:
 
 @app.command()
 def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False) -> None:
-    """Every serving-pointer change of MODEL on the timeline (runbook steps and operators), oldest first."""
+    """Every serving-pointer change of MODEL on the timeline (runbook steps and operators), oldest first; a change
+    whose step then failed (its read-back) is listed with status `failed`."""
     path = timeline or load_settings().timeline_path
     # one the user named must be there (exit 3, as `timeline show`); the configured one may not exist yet: no changes
     entries = read_timeline(path) if timeline is not None or path.exists() else []
@@ -188,9 +195,9 @@ def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False
         emit_json({"model": model, "changes": rows})
         return
     table = Table(title=f"{model}: serving pointer changes in {path}")
-    for col in ("seq", "at", "from", "to", "by", "incident", "digest"):
+    for col in ("seq", "at", "from", "to", "by", "incident", "digest", "status"):
         table.add_column(col, overflow="fold")
-    for r in rows:
+    for r in rows:  # a failed one moved the pointer, then failed (its read-back): `failed`, as in --json
         table.add_row(str(r["seq"]), r["at"][:19], str(r["from"]), str(r["to"]), str(r["by"]),
-                      str(r["incident"] or "-"), str(r["digest"] or "-")[:23])
+                      str(r["incident"] or "-"), str(r["digest"] or "-")[:23], str(r["status"]))
     console.print(table)

@@ -82,6 +82,21 @@ def refuse_past_cadence(recorder: Recorder, path: Path) -> None:
                           "--via kafka); nothing was written")
 
 
+def decision_ttl(settings: Settings) -> float:
+    """How long a decision or operator request the CLI signs stays valid: `approval_decision_ttl`, at most
+    `approval_decision_max_lifetime` less a margin for clock skew (a minute, or a tenth of the maximum when less), as
+    the service refuses one living longer than the maximum from its own now. Set above it: ConfigError naming both;
+    left at its default: lowered to it (since 2026-12-07)."""
+    most = settings.approval_decision_max_lifetime
+    ttl, bound = settings.approval_decision_ttl, most - min(60.0, most / 10)
+    if ttl <= bound:
+        return ttl
+    if "approval_decision_ttl" not in settings.model_fields_set:
+        return bound
+    raise ConfigError(f"RESPONDER_APPROVAL_DECISION_TTL={ttl:g} is above RESPONDER_APPROVAL_DECISION_MAX_LIFETIME="
+                      f"{most:g} less a margin for clock skew: set it at most {bound:g}")
+
+
 def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: str | None = None,
         by: str | None = None) -> OperatorReply:
     """Send a signed request and wait for the service's reply; ConfigError / typer.Exit on failure."""
@@ -98,7 +113,7 @@ def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: s
     now = datetime.now(UTC)
     request = OperatorRequest(id=uuid.uuid4().hex, action=action, by=by or getpass.getuser(), incident=incident,
                               args=args, issued_at=now,
-                              expires_at=now + timedelta(seconds=settings.approval_decision_ttl))
+                              expires_at=now + timedelta(seconds=decision_ttl(settings)))
     secret = settings.approval_keys[key_id].get_secret_value().encode()
     heard = asyncio.run(request_and_wait(settings.kafka_bootstrap, settings.operator_requests_topic,
                                          settings.operator_replies_topic, request, key_id, secret,

@@ -226,8 +226,7 @@ def check_identity(decision: ApprovalDecision, key_id: str | None, keys: KeyRing
     `approvers` (when the step names any). Also what `responder approvals pending` applies to a decision it sees."""
     bound = keys if isinstance(keys, ApproverKeys) else ApproverKeys()
     lifetime = bound.max_lifetime if isinstance(keys, ApproverKeys) else MAX_DECISION_LIFETIME
-    if decision.expires_at - max(now, decision.issued_at) > timedelta(seconds=lifetime) \
-            or decision.issued_at > now + timedelta(minutes=5):
+    if decision.expires_at - now > timedelta(seconds=lifetime) or decision.issued_at > now + timedelta(minutes=5):
         raise ApprovalRefused(f"decision lifetime exceeds the maximum of {lifetime:g}s", decision)
     identity = bound.identity(key_id)
     if identity is not None and decision.by != identity:

@@ -13,9 +13,9 @@ number of replicas. A step key that ran before (the engine knows its result or o
 holds (one consistent `BatchGetItem`) and retakes that one, so a free slot earlier in the scan is not taken as a
 second one. A slot this step key took afresh is given back (a conditional delete: only while it still
 holds this key and this take's time) when another matching quota is full, and when the step's result is a
-permanent failure (nothing changed, as a local window's refund); a slot it already held stays. The kill switch is
-one item read once per poll by every replica, each read bounded (`SWITCH_READ_S`, then `SWITCH_RETRY_S` without
-reads after a failed one): a table that does not answer must not hold the poll loop up.
+permanent failure that changed nothing (`StepResult.refundable`, as a local window's refund); a slot it already
+held stays. The kill switch is one item read once per poll by every replica, each read bounded (`SWITCH_READ_S`,
+then `SWITCH_RETRY_S` without reads after a failed one): a table that does not answer must not hold the poll loop up.
 
 Expiry compares each slot's `at` with the caller's clock (DynamoDB has no server time for a condition): a replica
 whose clock runs ahead sees other replicas' slots expire early. `ensure_table` (the base's, `FleetTable` in
@@ -40,7 +40,7 @@ from responder.engine.fleettable import FleetTable
 from responder.engine.guards import Trip
 from responder.errors import ActuationError
 from responder.models.runbook import Quota
-from responder.models.step import StepResult, StepStatus
+from responder.models.step import StepResult
 
 log = structlog.get_logger(__name__)
 
@@ -140,9 +140,10 @@ class FleetGuard(FleetTable):
         return None
 
     async def settle(self, key: str, result: StepResult) -> None:
-        """A step's result: a permanent failure changed nothing, so the slots its run took afresh are given back."""
+        """A step's result: a permanent failure that changed nothing (`StepResult.refundable`) gives back the slots its
+        run took afresh."""
         held = self._held.pop(key, None) if self._held else None
-        if held is not None and result.status is StepStatus.FAILED and result.permanent:
+        if held is not None and result.refundable:
             await self._release(key, held, "permanent_failure")
 
     async def _holding(self, q: Quota, key: str, now: float) -> int | None:

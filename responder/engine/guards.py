@@ -2,13 +2,13 @@
 
 * quotas: sliding-window counts of executions per actuator (glob), per runbook and global. A run is
   counted when its intent is written (so concurrent steps cannot overrun a quota) and refunded when
-  its result is a permanent failure: nothing changed, typically because the target does not exist,
-  so bogus alerts naming missing targets cannot use up a quota. Successes and transient failures
-  (whose effect is unknown) stay counted. The windows (`QuotaWindows`, responder/engine/quotas.py) keep each
-  run as long as the longest configured quota that can count it looks back. While some of the windows are not
-  in yet (a fleet replica restoring a partition, `Guards.uncounted`), a quota that applies and is not full trips
-  `quota_uncounted`: the step is parked, and taken up again by itself once the count is complete
-  (`Decisions.recheck`);
+  its result is a permanent failure that changed nothing, typically because the target does not exist,
+  so bogus alerts naming missing targets cannot use up a quota. Successes, transient failures
+  (whose effect is unknown) and failures after a partial change (`changed: true`) stay counted. The
+  windows (`QuotaWindows`, responder/engine/quotas.py) keep each run as long as the longest configured
+  quota that can count it looks back. While some of the windows are not in yet (a fleet replica restoring a
+  partition, `Guards.uncounted`), a quota that applies and is not full trips `quota_uncounted`: the step is
+  parked, and taken up again by itself once the count is complete (`Decisions.recheck`);
 * max targets: distinct targets in one plan;
 * protected resources: ids/ARNs/names (globs, over every identifier form of the target, see
   `protection`; a KMS key also by its aliases, `kmsaliases`; an IAM role or user by its unique id and path,

@@ -82,9 +82,9 @@ class QuotaWindows:
     def record(self, runbook_id: str, actuator: str, at: float, key: str | None = None) -> None:
         """Count one execution of `actuator` by `runbook_id` at `at` (epoch seconds of the engine's clock).
 
-        `key` is the step's idempotency key: `settle` refunds the run if its result is a permanent failure. A key
-        whose earlier run has no result yet (an open intent run again after a crash or a failover) moves its run to
-        `at`: one step counts once, as a fleet-wide slot is held by its step key.
+        `key` is the step's idempotency key: `settle` refunds the run if its result is a permanent failure that
+        changed nothing. A key whose earlier run has no result yet (an open intent run again after a crash or a
+        failover) moves its run to `at`: one step counts once, as a fleet-wide slot is held by its step key.
         """
         if key and (earlier := self._by_key.pop(key, None)) is not None:
             self._uncount(*earlier)
@@ -104,9 +104,9 @@ class QuotaWindows:
             self._by_key[key] = (runbook_id, actuator, at, self.recorded)
 
     def settle(self, key: str, result: StepResult) -> None:
-        """A step's result: a permanent failure changed nothing, so its run no longer counts."""
+        """A step's result: a permanent failure that changed nothing (`StepResult.refundable`) no longer counts."""
         run = self._by_key.pop(key, None)
-        if run is None or result.status is not _FAILED or not result.permanent:
+        if run is None or result.status is not _FAILED or not result.refundable:
             return
         self._uncount(*run)
 

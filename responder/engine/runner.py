@@ -18,11 +18,13 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from typing import Any, TypeVar, cast
 
 import structlog
+from pydantic import JsonValue
 
 from responder.actuators.base import ActuationResult, Actuator
 from responder.actuators.retry import retry_after, settle_verify, settled_by_verify
 from responder.engine.readback import ReadBack, StepCall, observe
 from responder.errors import ActuationError, TransientActuationError
+from responder.errors_actuation import PartialActuationError
 from responder.log import enabled as log_enabled
 from responder.models.step import StepHead, StepIntent, StepResult, StepStatus
 from responder.models.timeline import EntryKind
@@ -71,6 +73,7 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
                     marks: Mapping[str, Any] | None) -> StepResult:
     marks = marks or {}
     before = intent.before  # set: an open intent's, read before a crash cut its first run short (steps._execute)
+    carried = before is not None
     if before is None and type(call.actuator).observe is not _CANNOT_OBSERVE:  # the base `observe` cannot say
         before = await observe(call)
         if before is not None:
@@ -106,12 +109,14 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         if not isinstance(exc, ActuationError | TimeoutError):
             log.exception("actuator_raised", step=intent.step)
         fallback = "Timeout" if isinstance(exc, TimeoutError) else exc.__class__.__name__
-        result = StepResult(**head, status=StepStatus.FAILED, error=str(exc) or "timed out",
-                            code=getattr(exc, "code", fallback),
-                            permanent=not isinstance(exc, TransientActuationError | TimeoutError),
-                            duration_ms=_since(started), **marks)
+        failed: dict[str, Any] = {"error": str(exc) or "timed out",
+                                  "permanent": not isinstance(exc, TransientActuationError | TimeoutError)}
+        if isinstance(exc, PartialActuationError):
+            failed.update(await _partly(exc, call, before, carried=carried))
+        result = StepResult(**head, status=StepStatus.FAILED, code=getattr(exc, "code", fallback),
+                            duration_ms=_since(started), **marks, **failed)
         recorder.append(kinds[1], result.body(), incident)
-        log.warning("step_failed", step=intent.step, error=str(exc))
+        log.warning("step_failed", step=intent.step, error=str(exc), changed=result.changed)
         return result
     prior = done.prior if before is None else before
     changed = done.changed or (before is not None and before != done.after)
@@ -131,15 +136,57 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     return result
 
 
+async def _partly(exc: PartialActuationError, call: StepCall, before: dict[str, JsonValue] | None, *,
+                  carried: bool) -> dict[str, Any]:
+    """The result fields of a failure after a partial change: `changed: true` with the state before and after, so undo
+    can revert it; `permanent: null` when it only may have changed something. Neither is refunded from its quota
+    (`StepResult.refundable`). The prior state is the intent's `before` when there is one (as an ok result's): read
+    before the first attempt, it holds what an earlier attempt changed too, which the failing one's own prior does
+    not. A possible change (not `certain`) is read back: when the target no longer holds `before`, it is recorded
+    as a change from `before` to what it holds now, so undo can revert it too."""
+    if not exc.certain:
+        now = await observe(call) if before is not None else None
+        if now is not None and now != before:
+            return {"permanent": None, "changed": True, "prior": before, "after": now}
+        return {"permanent": None}
+    out: dict[str, Any] = {"changed": True, "prior": exc.prior if before is None else before, "after": exc.after}
+    if carried:  # the intent's before-state is an earlier run's, which a crash cut short
+        out["error"] = f"{exc}; {EARLIER} (a run before a restart) may have changed more of the target"
+    return out
+
+
+EARLIER = "an earlier attempt"
+"""How a failure's error names an attempt cut short before it (its changes are in the recorded prior state)."""
+
+
 async def _applied(call: StepCall, since: float) -> ActuationResult:
-    """Apply: the first attempt inline, then `_retried` after a transient failure (what the step's timeout bounds)."""
+    """Apply: the first attempt inline, then `_retried` after a transient failure (what the step's timeout bounds).
+    An actuator that changes several things in turn (`changes_in_turn`) whose retries end in a failure that is not
+    transient may have changed part of its target in the attempt the transient error cut short: that failure is
+    raised as a PartialActuationError that is not certain, so it is not refunded."""
     try:
         return await call.actuator.apply(call.params, call.ctx)
     except TransientActuationError as exc:
         if call.attempts <= 1:
             raise
         first = exc
-    return await _retried(first, call, since)
+    if not type(call.actuator).changes_in_turn:
+        return await _retried(first, call, since)
+    try:
+        return await _retried(first, call, since)
+    except TransientActuationError:
+        raise
+    except PartialActuationError as exc:
+        if not exc.certain:
+            raise
+        why = first.code or type(first).__name__
+        raise PartialActuationError(exc.__cause__ or exc, prior=exc.prior, after=exc.after, done=(
+            f"{exc.done}; {EARLIER}, ended by a transient error ({why}), may have changed more of the target"
+        )) from exc
+    except Exception as exc:  # a permanent error or a bug: recorded as possibly partial
+        raise PartialActuationError(exc, certain=False, done=f"an earlier attempt, ended by a transient error "
+                                    f"({first.code or type(first).__name__}), may have changed part of the target: "
+                                    "check it by hand") from exc
 
 
 def _deadline(since: float, timeout: float) -> float:

@@ -51,7 +51,7 @@ class EngineSnapshot(BaseModel):
     """(runbook, group key, quiet until, evicted at) of evicted incidents: an event no later must not
     reopen them."""
     charges: list[QuotaCharge] = []
-    """Counted runs still waiting for their result (refunded if it is a permanent failure)."""
+    """Counted runs still waiting for their result (refunded if it is a permanent failure that changed nothing)."""
     granted: list[Parked] = []
     """Steps released to run (approved, or `on_timeout: approve`) that have no result yet: a crash inside one
     leaves its intent open, and `Decisions.resolve_granted` resolves it once the service is back."""

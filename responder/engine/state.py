@@ -101,7 +101,7 @@ class EngineState(DecidedSteps):
     def finish(self, result: StepResult, incident: str | None) -> None:
         """A step key has its result: no longer in flight or parked; an ok result's outputs feed later steps.
 
-        A permanent failure changed nothing, so its run is refunded from the quota windows.
+        A permanent failure that changed nothing (`StepResult.refundable`) is refunded from the quota windows.
         """
         if not result.key:
             return

@@ -200,7 +200,7 @@ class StepRunning(FailureEscalation):
         marks = {"reapplied": True} if previous is not None and previous.ok else {}
         result = await run_step(rec, call, intent, incident=incident.id, on_intent=self._intended, marks=marks)
         self.state.finish(result, incident.id)
-        if self.fleet_guard is not None:  # a permanent failure gives back its fleet-wide slots too
+        if self.fleet_guard is not None:  # one that changed nothing gives back its fleet-wide slots
             await self.fleet_guard.settle(key, result)
         if result.ok:
             if result.verified is False and not escalating:  # applied, yet not in effect: escalated as a failure is

@@ -1,11 +1,14 @@
 """Undo an incident: run reverse actuators, newest step first, from the prior state the timeline recorded.
 
-Every `step.result` with status ok and `changed: true` names its actuator; its `step.intent` (same key)
-holds the validated params. The actuator's `reverse_params(params, result)` turns the recorded prior state
-into the reverse actuator's params. Each reversal is recorded as `undo.intent` before the call and
-`undo.result` after it (or `undo.skipped` with the reason), all carrying `undoes: <step key>`; a step
-with an ok `undo.result` is not undone twice. A destructive reverse (stopping an instance that a step
-started) is skipped unless explicitly allowed.
+Every `step.result` with status ok and `changed: true` (or a failed one with `changed: true`: a failure after a
+partial change, whose prior and after states are what it changed, since 2026-12-07) names its actuator; its
+`step.intent` (same key) holds the validated params. Several results of one key not yet undone (a failure part-way,
+then a run that completed it) are undone as one, from the newest one's after-state back to the earliest one's prior
+state (since 2026-12-07). The actuator's `reverse_params(params, result)` turns the
+recorded prior state into the reverse actuator's params. Each reversal is recorded as `undo.intent` before the call
+and `undo.result` after it (or `undo.skipped` with the reason), all carrying `undoes: <step key>`; a step
+with an ok `undo.result` is not undone twice (a result of its key recorded after that undo is undoable again). A
+destructive reverse (stopping an instance that a step started) is skipped unless explicitly allowed.
 
 Undo is compare-and-set: it runs only while the target still holds the step's recorded after-state
 (`observe()`, or `verify()` for actuators that cannot report their state). Otherwise the step is
@@ -54,14 +57,15 @@ def held(entries: Iterable[TimelineEntry], incident: str) -> bool:
 
 @dataclass(frozen=True)
 class Undoable:
-    """An ok step result not yet undone, with the params its intent recorded."""
+    """A step result that changed something (ok, or failed part-way) not yet undone, with its intent's params."""
 
     result: StepResult
     params: dict[str, JsonValue]
 
 
 def undoable(entries: Iterable[TimelineEntry], incident: str, step: str | None = None) -> list[Undoable]:
-    """The incident's ok step results not yet undone, newest first, each with its intent's params."""
+    """The incident's step results that changed something (ok, or failed after a partial change) not yet undone,
+    newest first, each with its intent's params."""
     return _scan(entries, incident, step)[0]
 
 
@@ -69,8 +73,7 @@ def _scan(entries: Iterable[TimelineEntry], incident: str, step: str | None) -> 
     """`undoable`, and whether the timeline holds the incident: an entry of it other than an operator request's
     own or a refused decision (`holds`)."""
     intents: dict[str, StepIntent] = {}
-    results: list[StepResult] = []
-    undone: set[str] = set()
+    pending: dict[str, StepResult] = {}  # by step key, the newest last: what each key changed and has not undone
     held = False
     for e in entries:
         if e.incident != incident:
@@ -82,16 +85,26 @@ def _scan(entries: Iterable[TimelineEntry], incident: str, step: str | None) -> 
         elif e.kind in (EntryKind.STEP_RESULT, UNDO_RESULT):
             result = StepResult.read(e.body)
             if result.ok and e.kind == UNDO_RESULT:
-                undone.add(str(result.undoes))
-            elif result.ok and result.key is not None:
-                results.append(result)
+                pending.pop(str(result.undoes), None)
+            elif e.kind == EntryKind.STEP_RESULT and result.key is not None and (result.ok or result.changed is True):
+                earlier = pending.pop(str(result.key), None)
+                pending[str(result.key)] = result if earlier is None else _merged(earlier, result)
     out = []
-    for result in reversed(results):
-        if result.key in undone or (step is not None and result.step != step):
+    for key, result in reversed(pending.items()):
+        if step is not None and result.step != step:
             continue
-        found = intents.get(str(result.key))
+        found = intents.get(key)
         out.append(Undoable(result, dict(found.params) if found is not None else {}))
     return out, held
+
+
+def _merged(earlier: StepResult, later: StepResult) -> StepResult:
+    """Two results of one step key, neither undone (a failure after a partial change, then a run that completed it):
+    one reversal from the later one's after-state back to the earlier one's prior state, so a change either made
+    stays reachable by undo until it is reversed."""
+    if earlier.changed is not True:
+        return later
+    return later.model_copy(update={"changed": True, "prior": earlier.prior})
 
 
 class Undoer:

@@ -183,6 +183,9 @@ class Runbook(_Strict):
     description: str = ""
     owner: str = ""
     mode: Mode = Mode.ENFORCE
+    require_signature: bool = Field(
+        default=False, description="act on signed records only: an unsigned record an event of which this runbook "
+        "matches is refused (dead-lettered, `authentication`), whatever RESPONDER_REQUIRE_SIGNATURE says")
     trigger: Trigger
     group_by: str = Field(default="${event.incident_key}", description="template of the incident key")
     window: Duration = Field(default=3600.0, gt=0, description="an incident stays open to events this long")

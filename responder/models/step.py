@@ -32,6 +32,7 @@ class StepStatus(StrEnum):
         return self in _FINAL
 
 
+_FAILED = StepStatus.FAILED
 _OK = StepStatus.OK  # read once: on Python 3.11 an enum class's attribute costs ≈ 0.5 µs (`EnumType.__getattr__`)
 _FINAL = frozenset((StepStatus.OK, StepStatus.DENIED))
 # the types a field's JSON value has, enums aside: `body()` asks `isinstance(value, StrEnum)` only of the others
@@ -158,6 +159,13 @@ class StepResult(StepHead):
     def ok(self) -> bool:
         """Whether the step succeeded."""
         return self.status is _OK
+
+    @property
+    def refundable(self) -> bool:
+        """Whether the step's quota run (and fleet-wide slot) is given back: a permanent failure that changed nothing.
+        A failure after a partial change (`changed: true`, since 2026-12-07) or one that may have changed something
+        (`permanent` not true: transient, timed out, unknown) stays counted."""
+        return self.status is _FAILED and self.permanent is True and self.changed is not True
 
 
 UNVERIFIED = "unverified"

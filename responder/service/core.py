@@ -59,6 +59,7 @@ from responder.service.wiring import (
     guards_from,
     operator_permissions,
     warn_account_unknown,
+    warn_unsigned_triggers,
 )
 from responder.settings import Settings
 from responder.timeline.recorder import Recorder
@@ -89,6 +90,7 @@ class Service(BatchHandling, Running, Readiness):
                                         load_runbooks(settings.runbooks_dir, registry),
                                         settings.default_on_failure, registry)
         warn_account_unknown(settings, books)
+        warn_unsigned_triggers(settings, books, registry)
         if not books:
             log.warning("no_runbooks", runbooks_dir=str(settings.runbooks_dir),
                         detail="every alert will be recorded and matched by nothing")

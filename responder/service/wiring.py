@@ -12,7 +12,9 @@ from pydantic import ValidationError
 
 from responder.actuators.aws.archive import S3Archive
 from responder.actuators.model.backends import config_from
+from responder.actuators.registry import Registry
 from responder.auth import ApproverKeys
+from responder.catalog.unsigned import unguarded
 from responder.engine.arnforms import Home
 from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError
@@ -57,6 +59,29 @@ def warn_account_unknown(settings: Settings, books: Iterable[Runbook]) -> None:
         log.warning("protected_ids_account_unknown", setting="RESPONDER_AWS_ACCOUNT_ID", patterns=pinned,
                     detail="protected ids pinned to an account are matched in every account until responder's own "
                            "is set (docs/security.md)")
+
+
+def warn_unsigned_triggers(settings: Settings, books: Iterable[Runbook], registry: Registry) -> None:
+    """Warn, once at start-up, when `require_signature` names sources or topics, not every record, and an acting
+    runbook can still be triggered by an unsigned record: it matches by category (or by a source glob) a source the
+    list leaves out (a GuardDuty finding wrapped as Security Hub or OCSF), or one a topic that requires nothing
+    carries. Names each runbook with those sources (docs/security.md). Also warns (`runbook_signature_unsatisfiable`,
+    since 2026-12-07) when a runbook sets `require_signature: true` and no `event_signing_keys` are configured: no
+    record can be signed, so every record it matches is dead-lettered (`authentication`)."""
+    books = list(books)
+    if not settings.event_signing_keys and (signed := sorted(rb.id for rb in books if rb.require_signature)):
+        log.warning("runbook_signature_unsatisfiable", setting="RESPONDER_EVENT_SIGNING_KEYS", runbooks=signed,
+                    detail="these runbooks act on signed records only and no signing key is configured: every "
+                           "record they match is dead-lettered (authentication); configure event_signing_keys or "
+                           "drop `require_signature: true` (docs/security.md)")
+    reach = unguarded(books, registry, settings.require_signature, settings.topics, settings.topic_formats)
+    if reach:
+        log.warning("signature_requirement_bypassable", setting="RESPONDER_REQUIRE_SIGNATURE",
+                    require_signature=sorted(settings.require_signature), runbooks=reach,
+                    unguarded_sources=sorted({s for found in reach.values() for s in found}),
+                    detail="these acting runbooks act on unsigned records of the sources named: a signature "
+                           "required per source guards only that source; require it per topic (every topic "
+                           "consumed) or '*', or set `require_signature: true` in the runbook (docs/security.md)")
 
 
 def approver_keys(settings: Settings) -> ApproverKeys:

@@ -1,18 +1,19 @@
-"""EC2 containment: isolate an instance behind a rule-less quarantine group, and restore its groups.
+"""EC2 containment: isolate an instance behind a rule-less quarantine group.
 
-Stopping and starting an instance (`aws.ec2.stop_instance`, `aws.ec2.start_instance`) are in
-`responder.actuators.aws.ec2_state`, which uses this module's `InstanceParams` and `describe_instance`.
+Restoring its groups (`aws.ec2.restore_instance_groups`) is in `responder.actuators.aws.ec2_restore`; stopping and
+starting an instance (`aws.ec2.stop_instance`, `aws.ec2.start_instance`) are in `responder.actuators.aws.ec2_state`,
+which uses this module's `InstanceParams` and `describe_instance`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import Field, JsonValue, field_validator
+from pydantic import Field, JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+from responder.actuators.partial import Partly
 from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
 
@@ -102,10 +103,14 @@ async def quarantine_group(ctx: ActuationContext, vpc_id: str, *, create: bool) 
     return group_id
 
 
-async def set_groups(ctx: ActuationContext, instance_id: str, groups_by_eni: dict[str, list[str]]) -> None:
-    """Set each ENI's groups; with one ENI also the instance attribute, so both views agree on every platform."""
+async def set_groups(ctx: ActuationContext, instance_id: str, groups_by_eni: dict[str, list[str]],
+                     partly: Partly, moved: list[str]) -> None:
+    """Set each ENI's groups; with one ENI also the instance attribute, so both views agree on every platform. Each
+    ENI set is noted in `partly` and appended to `moved`, so a failure part-way names them."""
     for eni, groups in groups_by_eni.items():
         await ctx.aws.call("ec2", "modify_network_interface_attribute", NetworkInterfaceId=eni, Groups=groups)
+        moved.append(eni)
+        partly.note(f"set the groups of {eni} to {', '.join(groups)}")
     if len(groups_by_eni) == 1:
         (groups,) = groups_by_eni.values()
         await ctx.aws.call("ec2", "modify_instance_attribute", InstanceId=instance_id, Groups=groups)
@@ -136,6 +141,7 @@ class IsolateInstance(Actuator[InstanceParams]):
                    "ec2:ModifyNetworkInterfaceAttribute",
                    "ec2:ModifyInstanceAttribute", "ec2:CreateTags")
     destructive = False
+    changes_in_turn = True  # one call per network interface, then the tag
     reverse = "aws.ec2.restore_instance_groups"
 
     def target(self, p: InstanceParams) -> str:
@@ -152,13 +158,16 @@ class IsolateInstance(Actuator[InstanceParams]):
             raise PermanentActuationError(f"no quarantine group in {inst['VpcId']}", code="QuarantineGroup")
         before = await eni_groups(ctx, p.instance_id)
         pending = {eni: [group] for eni, groups in before.items() if groups != [group]}
-        if pending:
-            await set_groups(ctx, p.instance_id, {eni: [group] for eni in before})
-        await ctx.aws.call("ec2", "create_tags", Resources=[p.instance_id],
-                           Tags=[{"Key": TAG_QUARANTINED, "Value": ctx.incident or "manual"}])
+        moved: list[str] = []
+        prior: dict[str, Any] = {"groups_by_eni": {k: list(v) for k, v in before.items()}}
+        with Partly(lambda: (prior, {"groups_by_eni": {eni: [group] if eni in moved else list(groups)
+                                                      for eni, groups in before.items()}})) as partly:
+            if pending:
+                await set_groups(ctx, p.instance_id, {eni: [group] for eni in before}, partly, moved)
+            await ctx.aws.call("ec2", "create_tags", Resources=[p.instance_id],
+                               Tags=[{"Key": TAG_QUARANTINED, "Value": ctx.incident or "manual"}])
         return ActuationResult(
-            changed=bool(pending), target=p.instance_id,
-            prior={"groups_by_eni": {k: list(v) for k, v in before.items()}},
+            changed=bool(pending), target=p.instance_id, prior=prior,
             after={"groups_by_eni": {eni: [group] for eni in before}},
             outputs={"quarantine_group": group},
         )
@@ -179,72 +188,3 @@ class IsolateInstance(Actuator[InstanceParams]):
     def reverse_params(self, p: InstanceParams, result: ActuationResult) -> dict[str, Any] | None:
         prior = result.prior.get("groups_by_eni")
         return {"instance_id": p.instance_id, "groups_by_eni": prior} if result.changed and prior else None
-
-
-class RestoreGroupsParams(Params):
-    """The groups each ENI of an instance had before isolation."""
-
-    instance_id: str = Field(pattern=INSTANCE_ID, examples=["i-0123456789abcdef0"])
-    groups_by_eni: dict[str, list[str]] = Field(min_length=1)
-
-    @field_validator("groups_by_eni")
-    @classmethod
-    def _ids(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        """Every key is an ENI id and every value a non-empty list of group ids."""
-        for eni, groups in value.items():
-            if not re.match(ENI_ID, eni) or not groups or not all(re.match(SG_ID, g) for g in groups):
-                raise ValueError(f"bad entry {eni!r}: {groups!r}")
-        return value
-
-
-@register
-class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
-    """Give each ENI of an instance back the groups it had before isolation and drop the quarantine tag.
-
-    An ENI no longer attached is skipped (named in `after.not_attached`, and `verify()` is false: a human restores
-    it); when none of them is (or the instance does not exist) the step fails (`InvalidNetworkInterfaceID.NotFound`,
-    `InvalidInstanceID.NotFound`) for a human: nothing was restored.
-
-    Example::
-
-        - id: release-host
-          actuator: aws.ec2.restore_instance_groups
-          with:
-            instance_id: i-0123456789abcdef0
-            groups_by_eni: {eni-0123456789abcdef0: [sg-0123456789abcdef0]}
-    """
-
-    name = "aws.ec2.restore_instance_groups"
-    params = RestoreGroupsParams
-    permissions = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeInstances", "ec2:ModifyNetworkInterfaceAttribute",
-                   "ec2:ModifyInstanceAttribute", "ec2:DeleteTags")
-    destructive = False
-    reverse = "aws.ec2.isolate_instance"
-
-    def target(self, p: RestoreGroupsParams) -> str:
-        return p.instance_id
-
-    async def plan(self, p: RestoreGroupsParams, ctx: ActuationContext) -> PlanPreview:
-        return PlanPreview(target=p.instance_id, summary=f"restore the security groups of {p.instance_id}")
-
-    async def apply(self, p: RestoreGroupsParams, ctx: ActuationContext) -> ActuationResult:
-        before = await eni_groups(ctx, p.instance_id)
-        wanted = {eni: sorted(groups) for eni, groups in p.groups_by_eni.items() if eni in before}
-        if not wanted:  # nothing to restore is a failure for a human, never a quiet ok
-            await describe_instance(ctx, p.instance_id)  # an unknown instance: InvalidInstanceID.NotFound
-            raise PermanentActuationError(
-                f"none of the network interfaces {', '.join(sorted(p.groups_by_eni))} is attached to "
-                f"{p.instance_id} any more: restore its security groups by hand",
-                code="InvalidNetworkInterfaceID.NotFound")
-        changed = any(before[eni] != groups for eni, groups in wanted.items())
-        if changed:
-            await set_groups(ctx, p.instance_id, wanted)
-        await ctx.aws.call("ec2", "delete_tags", Resources=[p.instance_id], Tags=[{"Key": TAG_QUARANTINED}])
-        gone: list[JsonValue] = [eni for eni in sorted(p.groups_by_eni) if eni not in wanted]
-        return ActuationResult(changed=changed, target=p.instance_id, prior={"groups_by_eni": before},
-                               after={"groups_by_eni": wanted, **({"not_attached": gone} if gone else {})})
-
-    async def verify(self, p: RestoreGroupsParams, ctx: ActuationContext) -> bool:
-        current = await eni_groups(ctx, p.instance_id)
-        # every recorded ENI attached with its groups back: one detached since (or no instance) is not done
-        return all(current.get(eni) == sorted(groups) for eni, groups in p.groups_by_eni.items())

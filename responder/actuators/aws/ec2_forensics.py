@@ -9,6 +9,7 @@ from pydantic import JsonValue
 
 from responder.actuators.aws.ec2 import InstanceParams, describe_instance
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
+from responder.actuators.partial import Partly
 from responder.actuators.registry import register
 
 TAG_INCIDENT = "responder:incident"
@@ -66,6 +67,7 @@ class SnapshotVolumes(Actuator[InstanceParams]):
     permissions = ("ec2:DescribeVolumes", "ec2:DescribeSnapshots", "ec2:CreateSnapshot", "ec2:CreateTags",
                    "ec2:DescribeInstances")
     destructive = False
+    changes_in_turn = True  # one snapshot per volume
     reverse = None
     irreversible = "snapshots are evidence: deleting them is a separate, deliberate act, never an undo"
 
@@ -81,20 +83,22 @@ class SnapshotVolumes(Actuator[InstanceParams]):
         if not volumes and not taken:
             await describe_instance(ctx, p.instance_id)  # an unknown instance is a not-found failure, not "none"
         before = dict(taken)
-        for volume in volumes:
-            if volume in taken:
-                continue
-            tags = [
-                {"Key": TAG_INCIDENT, "Value": ctx.incident or "manual"},
-                {"Key": TAG_KEY, "Value": _key(ctx, p.instance_id)},
-                {"Key": "responder:instance", "Value": p.instance_id},
-            ]
-            created = await ctx.aws.call(
-                "ec2", "create_snapshot", VolumeId=volume,
-                Description=f"responder forensic snapshot of {volume} ({p.instance_id})",
-                TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags}],
-            )
-            taken[volume] = str(created["SnapshotId"])
+        with Partly(lambda: ({"snapshots": dict(before)}, {"snapshots": dict(taken)})) as partly:
+            for volume in volumes:
+                if volume in taken:
+                    continue
+                tags = [
+                    {"Key": TAG_INCIDENT, "Value": ctx.incident or "manual"},
+                    {"Key": TAG_KEY, "Value": _key(ctx, p.instance_id)},
+                    {"Key": "responder:instance", "Value": p.instance_id},
+                ]
+                created = await ctx.aws.call(
+                    "ec2", "create_snapshot", VolumeId=volume,
+                    Description=f"responder forensic snapshot of {volume} ({p.instance_id})",
+                    TagSpecifications=[{"ResourceType": "snapshot", "Tags": tags}],
+                )
+                taken[volume] = str(created["SnapshotId"])
+                partly.note(f"snapshot {taken[volume]} of {volume}")
         return ActuationResult(
             changed=taken != before, target=p.instance_id,
             prior={"snapshots": dict(before)}, after={"snapshots": dict(taken)},

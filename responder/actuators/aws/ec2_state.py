@@ -13,12 +13,14 @@ from typing import Any
 
 from responder.actuators.aws.ec2 import InstanceParams, describe_instance, require_live
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
+from responder.actuators.partial import Partly
 from responder.actuators.registry import register
 
 
 class _InstanceState(Actuator[InstanceParams]):
     params = InstanceParams
     destructive = False
+    changes_in_turn = True  # the change, then a read of the state it left, which may fail
     operation = ""
     settled: tuple[str, ...] = ()
 
@@ -31,9 +33,11 @@ class _InstanceState(Actuator[InstanceParams]):
     async def apply(self, p: InstanceParams, ctx: ActuationContext) -> ActuationResult:
         state = str(require_live(await describe_instance(ctx, p.instance_id), p.instance_id)["State"]["Name"])
         changed = state not in self.settled
-        if changed:
-            await ctx.aws.call("ec2", self.operation, InstanceIds=[p.instance_id])
-        after = str((await describe_instance(ctx, p.instance_id))["State"]["Name"])
+        with Partly(lambda: ({"state": state}, {"state": self.settled[0]})) as partly:  # the read after may fail
+            if changed:
+                await ctx.aws.call("ec2", self.operation, InstanceIds=[p.instance_id])
+                partly.note(f"{self.operation} {p.instance_id} (it was {state})")
+            after = str((await describe_instance(ctx, p.instance_id))["State"]["Name"])
         return ActuationResult(changed=changed, target=p.instance_id, prior={"state": state}, after={"state": after})
 
     async def verify(self, p: InstanceParams, ctx: ActuationContext) -> bool:

@@ -10,6 +10,7 @@ from pydantic import Field, JsonValue
 
 from responder.actuators.aws.iam import IAM_NAME, PRINCIPAL_READS, AccessKeyParams, LongTermKeyId
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+from responder.actuators.partial import Partly
 from responder.actuators.registry import register
 from responder.errors import ActuationError, PermanentActuationError
 
@@ -120,6 +121,7 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
                    "secretsmanager:CreateSecret", "secretsmanager:PutSecretValue", "secretsmanager:TagResource",
                    "secretsmanager:DescribeSecret", *PRINCIPAL_READS)
     destructive = False
+    changes_in_turn = True  # a spare key deleted, the user tagged, a key issued, then the old one deactivated
     reverse = "aws.iam.activate_access_key"
 
     def target(self, p: RotateKeyParams) -> str:
@@ -139,19 +141,21 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
         done = bool(record) and record.get("replaces") == p.access_key_id and new_id in keys  # type: ignore[union-attr]
         changed = not done
         pending = await self._pending(p, ctx)
-        if pending is not None and not done:
-            for orphan in [k for k in keys if k not in pending and k != p.access_key_id]:
-                # created by an earlier attempt whose reply was lost: nobody holds its secret
-                await ctx.aws.call("iam", "delete_access_key", UserName=p.user_name, AccessKeyId=orphan)
-                keys.pop(orphan)
-        if not done:
-            new_id = await self._issue(p, ctx, keys, secret_exists=record is not None)
-        if pending is not None or not done:
-            await ctx.aws.call("iam", "untag_user", UserName=p.user_name, TagKeys=[ROTATING_TAG])
-        if keys[p.access_key_id] != "Inactive":
-            await ctx.aws.call("iam", "update_access_key", UserName=p.user_name, AccessKeyId=p.access_key_id,
-                               Status="Inactive")
-            changed = True
+        with Partly() as partly:  # the old key is deactivated last: a failure before leaves nothing for undo
+            if pending is not None and not done:
+                for orphan in [k for k in keys if k not in pending and k != p.access_key_id]:
+                    # created by an earlier attempt whose reply was lost: nobody holds its secret
+                    await ctx.aws.call("iam", "delete_access_key", UserName=p.user_name, AccessKeyId=orphan)
+                    keys.pop(orphan)
+                    partly.note(f"deleted access key {orphan}, left by an earlier attempt whose reply was lost")
+            if not done:
+                new_id = await self._issue(p, ctx, keys, partly, secret_exists=record is not None)
+            if pending is not None or not done:
+                await ctx.aws.call("iam", "untag_user", UserName=p.user_name, TagKeys=[ROTATING_TAG])
+            if keys[p.access_key_id] != "Inactive":
+                await ctx.aws.call("iam", "update_access_key", UserName=p.user_name, AccessKeyId=p.access_key_id,
+                                   Status="Inactive")
+                changed = True
         return ActuationResult(
             changed=changed, target=p.access_key_id,
             prior={"status": keys[p.access_key_id], "keys": sorted(keys)},
@@ -159,7 +163,7 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
             outputs={"new_access_key_id": new_id, "secret_name": p.secret_name},
         )
 
-    async def _issue(self, p: RotateKeyParams, ctx: ActuationContext, keys: dict[str, str], *,
+    async def _issue(self, p: RotateKeyParams, ctx: ActuationContext, keys: dict[str, str], partly: Partly, *,
                      secret_exists: bool) -> str:
         others = {k: s for k, s in keys.items() if k != p.access_key_id}
         for other, status in others.items():
@@ -169,9 +173,11 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
                     "delete_inactive_spare: true to delete an Inactive spare, or remove it by hand",
                     code="LimitExceeded")
             await ctx.aws.call("iam", "delete_access_key", UserName=p.user_name, AccessKeyId=other)
+            partly.note(f"deleted the Inactive spare key {other} of {p.user_name} (undo cannot bring it back)")
         existing = ",".join(sorted(set(keys) - set(others)))  # every other key was deleted or we raised
         await ctx.aws.call("iam", "tag_user", UserName=p.user_name,
                            Tags=[{"Key": ROTATING_TAG, "Value": f"{p.access_key_id}|{existing}"}])
+        partly.note(f"tagged {p.user_name} {ROTATING_TAG}")
         created = (await ctx.aws.call("iam", "create_access_key", UserName=p.user_name))["AccessKey"]
         value = orjson.dumps({"access_key_id": created["AccessKeyId"],
                               "secret_access_key": created["SecretAccessKey"],
@@ -185,7 +191,9 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
         except ActuationError:
             # never leave a key nobody can read: drop it, so a retry starts clean within the two-key limit
             await ctx.aws.call("iam", "delete_access_key", UserName=p.user_name, AccessKeyId=created["AccessKeyId"])
+            partly.note(f"issued access key {created['AccessKeyId']} and deleted it again: its secret was not stored")
             raise
+        partly.note(f"issued access key {created['AccessKeyId']} into secret {p.secret_name}")
         return str(created["AccessKeyId"])
 
     async def _pending(self, p: RotateKeyParams, ctx: ActuationContext) -> set[str] | None:

@@ -10,6 +10,7 @@ from pydantic import Field, JsonValue, StringConstraints
 from responder.actuators.aws.iam import IAM_NAME
 from responder.actuators.aws.iam_inline import delete_inline, get_inline, put_inline
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+from responder.actuators.partial import Partly
 from responder.actuators.registry import register
 
 ENDPOINT = r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$"
@@ -68,6 +69,7 @@ class IsolateEndpoint(Actuator[EndpointParams]):
     permissions = ("sagemaker:DescribeEndpoint", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:GetRole",
                    "sagemaker:ListTags")
     destructive = False
+    changes_in_turn = True  # one deny per role: a role that fails leaves those before it denied
     reverse = "aws.sagemaker.release_endpoint"
 
     def target(self, p: EndpointParams) -> str:
@@ -80,10 +82,19 @@ class IsolateEndpoint(Actuator[EndpointParams]):
     async def apply(self, p: EndpointParams, ctx: ActuationContext) -> ActuationResult:
         doc = deny_invoke(await endpoint_arn(ctx, p.endpoint_name))
         added: list[str] = []
-        for role in p.role_names:
-            if await get_inline(ctx, "role", role, policy_name(p.endpoint_name)) != doc:
-                await put_inline(ctx, "role", role, policy_name(p.endpoint_name), doc)
-                added.append(role)
+        denied: list[str] = []  # added, and those that had it already
+
+        def state() -> tuple[dict[str, Any], dict[str, Any]]:  # undo releases the roles denied before the failure
+            return ({"roles_without_deny": list(added)},
+                    {"roles_without_deny": [r for r in p.role_names if r not in denied]})
+
+        with Partly(state) as partly:
+            for role in p.role_names:
+                if await get_inline(ctx, "role", role, policy_name(p.endpoint_name)) != doc:
+                    await put_inline(ctx, "role", role, policy_name(p.endpoint_name), doc)
+                    added.append(role)
+                    partly.note(f"put the invoke deny of {p.endpoint_name} on role {role}")
+                denied.append(role)
         return ActuationResult(changed=bool(added), target=p.endpoint_name,
                                prior={"roles_without_deny": added}, after={"roles_without_deny": []},
                                outputs={"roles": list(p.role_names)})
@@ -122,6 +133,7 @@ class ReleaseEndpoint(Actuator[EndpointParams]):
     permissions = ("iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:GetRole", "sagemaker:DescribeEndpoint",
                    "sagemaker:ListTags")
     destructive = False
+    changes_in_turn = True  # one delete per role
     reverse = None
     irreversible = "it is itself an undo; isolate again with aws.sagemaker.isolate_endpoint"
 
@@ -133,10 +145,12 @@ class ReleaseEndpoint(Actuator[EndpointParams]):
 
     async def apply(self, p: EndpointParams, ctx: ActuationContext) -> ActuationResult:
         removed: list[str] = []
-        for role in p.role_names:
-            if await get_inline(ctx, "role", role, policy_name(p.endpoint_name)) is not None:
-                await delete_inline(ctx, "role", role, policy_name(p.endpoint_name))
-                removed.append(role)
+        with Partly(lambda: ({"roles_with_deny": list(removed)}, {})) as partly:
+            for role in p.role_names:
+                if await get_inline(ctx, "role", role, policy_name(p.endpoint_name)) is not None:
+                    await delete_inline(ctx, "role", role, policy_name(p.endpoint_name))
+                    removed.append(role)
+                    partly.note(f"removed the invoke deny of {p.endpoint_name} from role {role}")
         return ActuationResult(changed=bool(removed), target=p.endpoint_name,
                                prior={"roles_with_deny": removed}, after={})
 

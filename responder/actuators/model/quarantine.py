@@ -11,6 +11,7 @@ from pydantic import JsonValue
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.model.params import VersionParams, store_for
 from responder.actuators.model.versions import digest_mark
+from responder.actuators.partial import Partly
 from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
 
@@ -40,6 +41,7 @@ class QuarantineVersion(Actuator[VersionParams]):
     not_identifiers = ("reason",)  # free text, which a runbook may take from the alert
     permissions = ("s3:ListBucket", "s3:GetObject", "s3:PutObject")  # GetObject: versions() reads digests
     destructive = False
+    changes_in_turn = True  # a mark for the version, then one for its artifact's digest
     irreversible = "lifting a quarantine is a deliberate manual act: delete the mark (see docs/models.md)"
 
     def target(self, p: VersionParams) -> str:
@@ -55,10 +57,13 @@ class QuarantineVersion(Actuator[VersionParams]):
             raise PermanentActuationError(
                 f"model {p.model} is not in the registry (no version registered, none served): check the model name",
                 code="NotFound")
-        changed = await store.quarantine(p.model, p.version, p.reason)
-        digest = next((v.digest for v in versions if v.version == p.version), None)
-        if digest:  # the same signed artifact under another name stays quarantined
-            changed = await store.quarantine(p.model, digest_mark(digest), f"{p.version}: {p.reason}") or changed
+        with Partly() as partly:
+            changed = await store.quarantine(p.model, p.version, p.reason)
+            if changed:
+                partly.note(f"marked {p.model} {p.version} quarantined")
+            digest = next((v.digest for v in versions if v.version == p.version), None)
+            if digest:  # the same signed artifact under another name stays quarantined
+                changed = await store.quarantine(p.model, digest_mark(digest), f"{p.version}: {p.reason}") or changed
         log.info("model_version_quarantined", model=p.model, version=p.version, changed=changed)
         return ActuationResult(changed=changed, target=self.target(p), prior={"quarantined": not changed},
                                after={"quarantined": True},

@@ -13,6 +13,7 @@ from responder.actuators.model.backends import context_config
 from responder.actuators.model.params import RollbackParams, pin_start, read_back, store_for
 from responder.actuators.model.selection import check, select
 from responder.actuators.model.versions import ModelStore
+from responder.actuators.partial import Partly
 from responder.actuators.registry import register
 from responder.errors import ActuationError, PermanentActuationError
 
@@ -59,6 +60,7 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
                    "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
                    "sagemaker:UpdateEndpoint", "sagemaker:ListTags", "ssm:ListTagsForResource")  # tags: the guard's
     destructive = False
+    changes_in_turn = True  # the pointer moved, then read back, which may fail
     reverse = "model.switch_version"
 
     def target(self, p: RollbackParams) -> str:
@@ -112,9 +114,11 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
             raise PermanentActuationError(sel.refusal(), code="NoSignedVersion")
         chosen = sel.chosen
         changed = sel.serving != chosen.version
-        if changed:
-            await store.set_serving(p.model, chosen)
-        now = await read_back(store, p.model, chosen.version)
+        with Partly(lambda: ({"serving": sel.serving}, {"serving": chosen.version})) as partly:  # the read-back
+            if changed:
+                await store.set_serving(p.model, chosen)
+                partly.note(f"pointed {p.model} at {chosen.version} (it served {sel.serving})")
+            now = await read_back(store, p.model, chosen.version)
         log.info("model_rolled_back", model=p.model, from_version=sel.serving, to_version=now, changed=changed)
         return ActuationResult(
             changed=changed,

@@ -13,6 +13,7 @@ from responder.actuators.model.backends import context_config
 from responder.actuators.model.params import VersionParams, read_back, store_for
 from responder.actuators.model.selection import check
 from responder.actuators.model.signing import Reason
+from responder.actuators.partial import Partly
 from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
 
@@ -49,6 +50,7 @@ class SwitchVersion(Actuator[VersionParams]):
                    "sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeModel",
                    "sagemaker:UpdateEndpoint", "sagemaker:ListTags", "ssm:ListTagsForResource")  # tags: the guard's
     destructive = True
+    changes_in_turn = True  # the pointer moved, then read back, which may fail
 
     def target(self, p: VersionParams) -> str:
         return f"model/{p.model}"
@@ -71,9 +73,11 @@ class SwitchVersion(Actuator[VersionParams]):
             raise PermanentActuationError(f"{p.model} {p.version} does not verify: {why} {verdict.detail}"[:1000],
                                           code="NotVerified")
         before = await store.serving(p.model)
-        if before != p.version:
-            await store.set_serving(p.model, versions[p.version])
-        now = await read_back(store, p.model, p.version)
+        with Partly(lambda: ({"serving": before}, {"serving": p.version})) as partly:  # the read-back may fail
+            if before != p.version:
+                await store.set_serving(p.model, versions[p.version])
+                partly.note(f"pointed {p.model} at {p.version} (it served {before})")
+            now = await read_back(store, p.model, p.version)
         log.info("model_version_switched", model=p.model, from_version=before, to_version=now)
         return ActuationResult(changed=before != p.version, target=self.target(p), prior={"serving": before},
                                after={"serving": now},
