@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -117,6 +118,22 @@ def rehash(docs: list[dict]) -> bytes:
                                       canonical_json(d["body"]))
         out.append(canonical_json(d) + b"\n")
     return b"".join(out)
+
+
+def rewritten_tail(path: Path, label: Callable[[int], str], hours: bool = True) -> None:
+    """The reviews' rewrite: 20 service entries, the checkpoints after seq 4 deleted, entry 7 edited, the tail's `k`th
+    entry relabelled `label(k)` (and, with `hours`, restamped `k` hours later), rehashed."""
+    clock = Clock()
+    rec = service_recorder(path, clock)
+    append_events(rec, clock, 20)
+    rec.close()
+    kept = [d for d in docs_of(path) if d["kind"] != "checkpoint" or d["seq"] == 4]
+    kept[7]["body"]["i"] = 999
+    for k, d in enumerate(kept[5:]):
+        d["writer"] = label(k)
+        if hours:
+            d["at"] = (datetime.fromisoformat(d["at"]) + timedelta(hours=k)).isoformat()
+    path.write_bytes(rehash(kept))
 
 
 class RecorderV1(Recorder):

@@ -48,7 +48,8 @@ def note_unsigned(recorder: Recorder, path: Path) -> None:
         run, cadence = recorder.unsigned_run(), recorder.tail_cadence
         past = (f"; that makes {run} unsigned entries in a row, more than the cadence ({cadence}): `timeline verify "
                 "--public-key` reports an unsigned offline tail (exit 4, unproven) and further offline commands "
-                f"are refused until they are signed: `responder timeline sign {path}` where the key is set"
+                f"are refused until they are signed: `responder timeline sign --force {path}` where the key is set, "
+                "once checked against the archive or an anchor"
                 if run > cadence else "")
         err_console.print(f"! the {added} entries added to {path} are unsigned until the service's next checkpoint "
                           "(RESPONDER_TIMELINE_SIGNING_KEY is not set here); `timeline verify` counts them in its "
@@ -77,9 +78,9 @@ def refuse_past_cadence(recorder: Recorder, path: Path) -> None:
         recorder.close()
         raise ConfigError(f"{path} already holds {recorder.unsigned_run()} unsigned entries after its last "
                           f"checkpoint, more than the cadence ({recorder.tail_cadence}), and "
-                          "RESPONDER_TIMELINE_SIGNING_KEY is not set here: sign them first with `responder timeline "
-                          f"sign {path}` where the key is set (or start the service, which signs them at once, and use "
-                          "--via kafka); nothing was written")
+                          "RESPONDER_TIMELINE_SIGNING_KEY is not set here: check them against the archive or an "
+                          f"anchor, then sign them with `responder timeline sign --force {path}` where the key is set "
+                          "(or start the service, which signs them at once, and use --via kafka); nothing was written")
 
 
 def decision_ttl(settings: Settings) -> float:

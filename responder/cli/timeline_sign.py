@@ -12,17 +12,23 @@ from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, p
 from responder.cli.timeline_files import timeline_file, verify_checked
 from responder.errors import ChainBroken, ConfigError, TimelineError
 from responder.settings import Settings
-from responder.timeline.checkpoint import Checker, Signer, load_public_key
+from responder.timeline.checkpoint import Cadence, Checker, Signer, load_public_key
 from responder.timeline.recorder import Recorder
 from responder.timeline.store import FileStore
+from responder.timeline.verification import Verification
+
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="sign an unsigned tail `verify` reports unproven (exit 4: two writers, past the interval or the "
+    "cadence, labelled offline) as it is, once checked against the archive or an anchor; prints the verdict")]
 
 
 def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (its service stopped)")],
-         json: JsonOpt = False) -> None:
+         force: ForceOpt = False, json: JsonOpt = False) -> None:
     """Append a signed checkpoint over the entries after the last one (an offline command's, written without the
     key), with RESPONDER_TIMELINE_SIGNING_KEY; refuses a file another process holds (exit 3), then one that does not
     verify under the lock (a torn last line included, checked before anything repairs it), or that the archive
-    (RESPONDER_TIMELINE_ARCHIVE, when set) contradicts (exit 1). Its checkpoint signs the file's cadence."""
+    (RESPONDER_TIMELINE_ARCHIVE, when set) contradicts, or whose unsigned tail `verify` reports unproven (exit 4)
+    unless --force (exit 1). Its checkpoint signs the file's cadence."""
     try:
         timeline_file(path)  # a missing one is not created
         settings = Settings()
@@ -41,7 +47,10 @@ def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (it
             # and against the archive when set: a rewrite behind deleted checkpoints looks like an unsigned tail, the
             # archived segments tell them apart
             checked = verify_checked(path, checker, settings.timeline_archive, [])
-            recorder = Recorder.offline(path, settings.model_copy(update={"timeline_signing_key": None}), store)
+            overridden = _unproven(path, checked, force)
+            signed = Cadence(checked.cadence, checked.interval_ms) if checked.cadence and checked.interval_ms else None
+            recorder = Recorder.offline(path, settings.model_copy(update={"timeline_signing_key": None}), store,
+                                        signed)  # the cadence the last checkpoint signs, wherever it lies
         except BaseException:
             store.close()
             raise
@@ -64,13 +73,26 @@ def sign(path: Annotated[Path, typer.Argument(help="timeline JSON Lines file (it
     if json:
         emit_json({"ok": True, "path": str(path), "signed": checked.unsigned_tail if added else 0,
                    "checkpoint_seq": recorder.next_seq - 1 if added else checked.last_checkpoint,
-                   "key_id": signer.key_id})
+                   "key_id": signer.key_id, "overrode": overridden})
     elif added:
         console.print(f"✓ {path}: {checked.unsigned_tail} unsigned entries signed by checkpoint seq "
                       f"{recorder.next_seq - 1} (key id {signer.key_id})", markup=False)
     else:
         why = "the last entry is a checkpoint" if checked.entries else "no entries"
         console.print(f"✓ {path}: nothing to sign ({why})", markup=False)
+
+
+def _unproven(path: Path, checked: Verification, force: bool) -> str | None:
+    """The verdict `--force` overrides: an unsigned tail `verify` reports unproven (exit 4), not a crash's within the
+    cadence. Without `force`, one line and exit 1 (nothing signed); None when there is nothing to override."""
+    if not (checked.unproven and checked.unsigned_tail):
+        return None
+    if not force:
+        print_error(f"{path}: verdict {checked.verdict}, not signed: {checked.reason()}; compare the tail with the "
+                    "archive or an anchor, then sign it as it is with --force")
+        raise typer.Exit(EXIT_FAILED)
+    print_error(f"{path}: --force: signing over verdict {checked.verdict}: {checked.reason()}", "!", "yellow")
+    return checked.verdict
 
 
 def _torn(path: Path) -> bool:

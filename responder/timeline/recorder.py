@@ -53,6 +53,7 @@ class Recorder(GroupCommit):
         retry_max: float = 5.0,
         clock: Callable[[], float] = time.time,
         carry_cadence: bool = False,
+        carried: Cadence | None = None,
     ) -> None:
         super().__init__(store, linger, retry_max)
         self.clock = clock
@@ -72,6 +73,8 @@ class Recorder(GroupCommit):
         self._owed = False  # a checkpoint before the next entry (see _resume)
         self._carry = carry_cadence  # an offline command's: its checkpoints keep the file's signed cadence
         self._carried: Cadence | None = None
+        if carried is not None:
+            self._keep(carried)
         self._closed = False
         self._resume()
         self.opened_seq, self._opened_run = self._next_seq, self._since_checkpoint
@@ -86,22 +89,26 @@ class Recorder(GroupCommit):
                    checkpoint_interval=settings.timeline_checkpoint_interval, clock=clock)
 
     @classmethod
-    def offline(cls, path: Path, settings: Settings, store: FileStore | None = None) -> Recorder:
+    def offline(cls, path: Path, settings: Settings, store: FileStore | None = None,
+                cadence: Cadence | None = None) -> Recorder:
         """A command's recorder on a stopped service's file (`undo`, `models …`): it seals what it adds with a signed
         checkpoint on close when this host has the signing key (`unsigned()` otherwise). Its writer is
         `offline:host:pid:token`, so `verify` tells its unsigned entries from the service's (see verify_lines). Its
         checkpoints sign the cadence the file's last checkpoint signs (the service's), when it signs one, not this
-        host's settings: they would widen the tail `verify` allows. `store`: the file already opened (its lock held)."""
+        host's settings: they would widen the tail `verify` allows. `store`: the file already opened (its lock held);
+        `cadence`: the one its last checkpoint signs, when known (`timeline sign`'s full verification)."""
         key = settings.timeline_signing_key
         store = store or FileStore(path)
         recorder = cls(store, f"{OFFLINE_WRITER}{default_writer_id()}:{secrets.token_hex(3)}",  # a pid may repeat
                        signer=Signer.from_text(key.get_secret_value()) if key else None,
                        checkpoint_every=settings.timeline_checkpoint_every,
-                       checkpoint_interval=settings.timeline_checkpoint_interval, carry_cadence=True)
+                       checkpoint_interval=settings.timeline_checkpoint_interval, carry_cadence=True, carried=cadence)
         if recorder.signer is None and not recorder.signed_on_disk:  # the tail read at open may start after the last
-            run, signed, cadence = unsigned_run(store.path)  # checkpoint (a crash): count over the whole file
+            run, signed, found = unsigned_run(store.path)  # checkpoint (a crash): count over the whole file
             recorder.signed_on_disk, recorder._opened_run = signed, run
-            recorder.tail_cadence = cadence.every if cadence is not None else recorder.checkpoint_every
+            if found is not None and recorder._carried is None:  # a last checkpoint beyond the tail read: its cadence
+                recorder._keep(found)
+            recorder.tail_cadence = found.every if found is not None else recorder.checkpoint_every
         return recorder
 
     def past_cadence(self) -> bool:
@@ -133,9 +140,8 @@ class Recorder(GroupCommit):
         self._since_checkpoint, self.signed_on_disk = state.since_checkpoint, state.signed
         if state.cadence is not None:
             self.tail_cadence = state.cadence.every
-            if self._carry:  # never wider than what the service signs
-                self._carried = state.cadence
-                self.checkpoint_every, self.checkpoint_interval = state.cadence.every, state.cadence.interval_ms / 1000
+            if self._carry and self._carried is None:  # never wider than what the service signs
+                self._keep(state.cadence)
         mine = self.cadence()
         self._owed = self.signer is not None and (state.since_checkpoint > 0
                                                   or (state.signed and state.cadence != mine))
@@ -190,6 +196,11 @@ class Recorder(GroupCommit):
 
     def _checkpoint_due(self) -> bool:
         return self._since_checkpoint > 0 and self.clock() - self._checkpoint_clock >= self.checkpoint_interval
+
+    def _keep(self, cadence: Cadence) -> None:
+        """Sign `cadence`, the file's, from here on (an offline command's: never wider than what the service signs)."""
+        self._carried = cadence
+        self.checkpoint_every, self.checkpoint_interval = cadence.every, cadence.interval_ms / 1000
 
     def cadence(self) -> Cadence:
         """The cadence this recorder's checkpoints sign: the file's, carried forward (`offline`), else its own."""

@@ -14,17 +14,28 @@ cannot prove them; these rules only refuse shapes a writer keeping its cadence n
   (one interval of slack, for a clock stepped back between two reads) and names the first entry past it.
   Both are unproven, not broken, since `at` and `writer` are not signed and anyone who rewrites the tail can restamp
   and relabel it too: a tripwire for a careless rewrite, not a proof.
+* Both rules skip offline writers' entries, so after a version-2 checkpoint an entry labelled offline must look like
+  an offline command's (`not_offline`): the writer id `Recorder.offline` writes, and a kind it writes (`undo`'s, or
+  the `operator` step of `models …`), else relabelling the tail `offline:x` would dodge both.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from responder.errors import ChainBroken
 from responder.timeline.verification import OfflineRun
 
 OFFLINE_WRITER = "offline:"
-"""The prefix of an offline command's writer id (`offline:host:pid`: `undo`, `models …` on a stopped service's file)."""
+"""The prefix of an offline command's writer id (`offline:host:pid:token`: `undo`, `models …` on a stopped service's
+file)."""
+OFFLINE_ID = re.compile(r"offline:.+:[0-9]+:[0-9a-f]{6}")
+"""The whole id `Recorder.offline` writes: host (which may hold colons), pid, and a token of 3 random bytes in hex."""
+OFFLINE_KINDS = frozenset(("undo.intent", "undo.result", "undo.skipped"))
+"""The kinds `responder undo` writes (responder/engine/undo.py); `models …` writes `step.intent` / `step.result` of
+its step `operator` (responder/cli/model_ops.py); a checkpoint is no tail entry."""
+OFFLINE_STEP_KINDS = frozenset(("step.intent", "step.result"))
 
 
 def offline_run(writer: str, seq: int, since_cp: int, limit: int | None) -> OfflineRun:
@@ -44,10 +55,28 @@ def _when(at: str) -> float | None:
         return None
 
 
-def tail_problem(tail: list[tuple[str, str]], first_seq: int, interval_ms: int) -> tuple[str, int, str] | None:
-    """Why the unsigned tail after a version-2 checkpoint (`(writer, at)` of seqs `first_seq`…) is no live writer's:
-    (verdict, the first seq at fault, why), or None. Offline writers' entries are left to `offline_run`."""
-    own = [(first_seq + i, writer, at) for i, (writer, at) in enumerate(tail) if not writer.startswith(OFFLINE_WRITER)]
+def not_offline(writer: str, kind: str, step: object) -> str | None:
+    """Why an entry labelled an offline writer's is no offline command's (None: it may be one)."""
+    if not OFFLINE_ID.fullmatch(writer):
+        return "its writer id is not the form an offline command writes (offline:host:pid:token, a 6-hex token)"
+    if kind not in OFFLINE_KINDS and not (kind in OFFLINE_STEP_KINDS and step == "operator"):
+        return (f"an offline command writes no {kind} entry{f' of step {step}' if isinstance(step, str) else ''} "
+                "(only undo's, and the operator step of `models …`): the service's")
+    return None
+
+
+def tail_problem(tail: list[tuple[str, str, str, object]], first_seq: int,
+                 interval_ms: int) -> tuple[str, int, str] | None:
+    """Why the unsigned tail after a version-2 checkpoint (`(writer, at, kind, body's step)` of seqs `first_seq`…)
+    is no live writer's: (verdict, the first seq at fault, why), or None. Entries labelled offline must look like an
+    offline command's; their runs are left to `offline_run`."""
+    for i, (writer, _, kind, step) in enumerate(tail):
+        if writer.startswith(OFFLINE_WRITER) and (why := not_offline(writer, kind, step)) is not None:
+            return "unsigned_tail_not_offline", first_seq + i, (
+                f"entry seq {first_seq + i} is labelled offline writer {writer}'s, but {why}: relabelled entries "
+                "would escape the one-writer and interval rules")
+    own = [(first_seq + i, writer, at) for i, (writer, at, _, _) in enumerate(tail)
+           if not writer.startswith(OFFLINE_WRITER)]
     if not own:
         return None
     start, writer, first_at = own[0]

@@ -27,6 +27,8 @@ VERDICTS = {
     "unsigned_offline_tail": "signed up to the last checkpoint; an offline writer's unsigned entries pass the cadence",
     "unsigned_tail_past_interval": "signed up to the last checkpoint; the unsigned tail spans more than its interval",
     "unsigned_tail_two_writers": "signed up to the last checkpoint; the unsigned tail holds a second writer's entries",
+    "unsigned_tail_not_offline": "signed up to the last checkpoint; unsigned entries labelled offline are no offline "
+                                 "command's (its writer id, or a kind it writes)",
     "no_entries": "the file holds no entry: nothing is proven (a file cut to nothing looks the same)",
     "chain_only": "links and hashes hold; no public key, so no signature or cadence was checked",
 }

@@ -54,7 +54,7 @@ def verify_lines(
     run: OfflineRun | None = None  # the offline writer's run the last entry belongs to
     limit = cadence if checker is not None and cadence is not None else None
     interval_ms: int | None = None  # the interval the last checkpoint signs (version 2)
-    tail: list[dict[str, object]] = []  # each entry after the last checkpoint, with a checker (`tail_problem`'s)
+    tail: list[tuple[str, str, str, object]] = []  # after the last checkpoint, with a checker: `tail_problem`'s
     keep = tail.append
     for number, line in enumerate(lines, start=1):
         if not line or line.isspace():
@@ -100,7 +100,7 @@ def verify_lines(
                                            "checkpoints were removed or the chain rewritten")
             since_cp += 1
             if checker is not None:
-                keep(d)
+                keep((w, at, kind, body.get("step")))
         else:
             for r in reversed(runs):
                 if r.signed_by is not None:
@@ -137,8 +137,7 @@ def verify_lines(
                                f"at seq {seq - 1}")
     if writer is not None:
         last_by[writer] = (seq - 1, prev)
-    judged = tail_problem([(str(e["writer"]), str(e["at"])) for e in tail], seq - len(tail), interval_ms) \
-        if interval_ms is not None else None
+    judged = tail_problem(tail, seq - len(tail), interval_ms) if interval_ms is not None else None
     return Verification(entries=seq, head=prev, checkpoints=checkpoints, signatures_checked=checker is not None,
                         last_checkpoint=last_cp, anchors_checked=sorted((anchors or {}).keys()), offline=runs,
                         past_cadence=limit is not None and since_cp > limit, writers=last_by, first_seqs=first_by,

@@ -69,16 +69,16 @@ async def test_sign_refuses_a_rewrite_the_archive_contradicts(aws, tmp_path, mon
 
 
 async def test_sign_signs_an_offline_tail_the_archive_agrees_with(aws, tmp_path, monkeypatch, unique):
-    """Two offline commands without the key past the cadence after the archived service's stop: signed, verify 0."""
+    """Two offline commands without the key past the cadence after the archived service stopped: --force signs; 0."""
     path, prefix = tmp_path / "t.jsonl", f"{unique}/"
     await _archived_timeline(aws, path, prefix)
-    for writer, n in (("offline:host:1:aa", 4), ("offline:host:2:bb", 3)):
+    for writer, n in (("offline:host:1:0000aa", 4), ("offline:host:2:0000bb", 3)):
         rec = Recorder(FileStore(path), writer=writer, checkpoint_every=CADENCE)
         for i in range(n):
-            rec.append("step.intent", {"op": i}, incident="inc")
+            rec.append("undo.intent", {"op": i}, incident="inc")
         rec.close()
     _env(monkeypatch, aws, prefix)
-    out = CliRunner().invoke(app, ["timeline", "sign", str(path), "--json"])
+    out = CliRunner().invoke(app, ["timeline", "sign", str(path), "--force", "--json"])  # past the cadence: exit 4
     assert out.exit_code == 0, out.output
     assert orjson.loads(out.stdout)["signed"] == 7
     verify = CliRunner().invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC])

@@ -108,15 +108,17 @@ def test_runbooks_explain_prints_alert_text_inert(tmp_path):
 
 
 def _unsigned_tail(path: Path, runs: tuple[int, ...], prefix: str) -> None:
-    """A signed timeline, then unsigned entries (anyone who can write the file adds those), a writer per run."""
+    """A signed timeline, then unsigned entries (anyone who can write the file adds those), a writer per run (an
+    offline one's id and kind as an offline command writes them)."""
     from responder.timeline import FileStore, Recorder
     from tests.timeline_builders import write_signed
 
     write_signed(path, n=5, every=5)
     for n, entries in enumerate(runs):
-        rec = Recorder(FileStore(path), writer=f"{prefix}{HOSTILE}{n}", checkpoint_every=5)
+        rec = Recorder(FileStore(path), writer=f"{prefix}{HOSTILE}{n}{':1:a1b2c3' if prefix else ''}",
+                       checkpoint_every=5)
         for i in range(entries):
-            rec.append("step.intent", {"op": i}, incident="inc")
+            rec.append("undo.intent", {"op": i}, incident="inc")
         rec.close()
 
 

@@ -88,8 +88,8 @@ def test_an_evidence_pack_of_an_unsigned_tail_is_not_called_verified(tmp_path):
     """A tail after the last checkpoint: export exits 0 but its report says the entries after it are NOT proven."""
     path = tmp_path / "t.jsonl"
     incident_timeline(path).close()
-    rec = Recorder(FileStore(path), writer="offline:host:1")
-    rec.append("step.intent", {"step": "y", "key": "k2"}, "inc-1")
+    rec = Recorder(FileStore(path), writer="offline:host:1:a1b2c3")
+    rec.append("step.intent", {"step": "operator", "key": "k2"}, "inc-1")
     rec.close()
     md = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc-1", "--format", "md",
                              "--public-key", PUBLIC])

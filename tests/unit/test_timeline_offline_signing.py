@@ -156,7 +156,7 @@ def test_offline_command_without_the_key_says_when_its_entries_pass_the_cadence(
 @pytest.mark.parametrize("command", COMMANDS, ids=["undo", "models-quarantine"])
 def test_offline_command_without_the_key_refuses_a_tail_already_past_the_cadence(
         tmp_path, registry, monkeypatch, command):
-    """Past the cadence, an offline command without the key exits 3 naming `responder timeline sign`, writing none."""
+    """Past the cadence, an offline command without the key exits 3 naming `timeline sign --force`, writing none."""
     path = tmp_path / "t.jsonl"
     _signed_timeline(path, str(registry.root), every=3)
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", "3")
@@ -169,10 +169,10 @@ def test_offline_command_without_the_key_refuses_a_tail_already_past_the_cadence
     before = path.read_bytes()
     refused = CliRunner().invoke(app, [*command, "--timeline", str(path)])
     assert refused.exit_code == 3, refused.output
-    assert "responder timeline sign" in refused.stderr
+    assert "responder timeline sign --force" in refused.stderr
     assert path.read_bytes() == before
     monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
-    assert CliRunner().invoke(app, ["timeline", "sign", str(path)]).exit_code == 0
+    assert CliRunner().invoke(app, ["timeline", "sign", str(path), "--force"]).exit_code == 0
     monkeypatch.delenv("RESPONDER_TIMELINE_SIGNING_KEY")
     again = CliRunner().invoke(app, [*command, "--timeline", str(path)])
     assert again.exit_code == 0, again.output

@@ -28,19 +28,19 @@ def _settings_env(monkeypatch):
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", str(CADENCE))
 
 
-def _offline(path: Path, n: int, writer: str = "offline:host:42") -> None:
+def _offline(path: Path, n: int, writer: str = "offline:host:42:a1b2c3") -> None:
     """What an offline command without the signing key adds: `n` entries by its own (offline) writer, unsigned."""
     rec = Recorder(FileStore(path), writer=writer, checkpoint_every=CADENCE)
     for i in range(n):
-        rec.append("step.intent", {"op": i}, incident="inc")
+        rec.append("undo.intent", {"op": i}, incident="inc")
     rec.close()
 
 
 def _past_cadence(path: Path) -> None:
     """A signed timeline, then two offline commands without the key: 4 + 3 unsigned entries, past the cadence (5)."""
     write_signed(path, n=5, every=CADENCE)
-    _offline(path, 4, writer="offline:host:42")
-    _offline(path, 3, writer="offline:host:43")
+    _offline(path, 4, writer="offline:host:42:a1b2c3")
+    _offline(path, 3, writer="offline:host:43:d4e5f6")
 
 
 def _service(path: Path, n: int) -> None:
@@ -77,8 +77,9 @@ def test_an_offline_tail_past_the_cadence_is_reported_as_unsigned_not_broken(tmp
     assert "first_bad_seq" not in body
     assert body["unsigned_tail"] == 7
     [run] = body["offline_writers"]
-    assert run == {"writer": "offline:host:42", "first_seq": 13, "last_seq": 16, "entries": 4, "signed_by": None}
-    assert "seq 13-16 by offline:host:42" in str(body["reason"])
+    assert run == {"writer": "offline:host:42:a1b2c3", "first_seq": 13, "last_seq": 16, "entries": 4,
+                   "signed_by": None}
+    assert "seq 13-16 by offline:host:42:a1b2c3" in str(body["reason"])
     assert "responder timeline sign" in str(body["reason"])
 
 
@@ -89,7 +90,7 @@ def test_the_human_readable_verdict_names_the_offline_writer_and_exits_4(tmp_pat
     out = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC])
     assert out.exit_code == 4, out.output
     assert "NOT fully proven" in out.stderr
-    assert "by offline:host:42" in out.stderr
+    assert "by offline:host:42:a1b2c3" in out.stderr
 
 
 def test_within_the_cadence_an_offline_tail_verifies_and_is_listed(tmp_path):
@@ -101,10 +102,10 @@ def test_within_the_cadence_an_offline_tail_verifies_and_is_listed(tmp_path):
     assert code == 0, body
     assert body["verdict"] == "unsigned_tail"  # exit 0, but not "verified" (before 2026-12-07 it said so)
     assert body["unproven_seqs"] == [6, 7]
-    assert [r["writer"] for r in body["offline_writers"]] == ["offline:host:42"]
+    assert [r["writer"] for r in body["offline_writers"]] == ["offline:host:42:a1b2c3"]
     text = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC])
     assert "2 entries (seq" in text.stdout
-    assert "by offline writer offline:host:42" in text.stdout
+    assert "by offline writer offline:host:42:a1b2c3" in text.stdout
 
 
 def test_the_services_next_checkpoint_seals_an_offline_run_past_the_cadence(tmp_path):
@@ -119,11 +120,14 @@ def test_the_services_next_checkpoint_seals_an_offline_run_past_the_cadence(tmp_
 
 
 def test_timeline_sign_signs_an_offline_tail_and_verify_then_passes(tmp_path, monkeypatch):
-    """`responder timeline sign` with the key appends one checkpoint over the offline tail; verify exits 0."""
+    """`timeline sign --force` signs an offline tail past the cadence (plain sign refuses it, exit 1); verify: 0."""
     path = tmp_path / "t.jsonl"
     _past_cadence(path)
     monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
-    out = runner.invoke(app, ["timeline", "sign", str(path), "--json"])
+    refused = runner.invoke(app, ["timeline", "sign", str(path)])
+    assert refused.exit_code == 1, refused.output
+    assert "verdict unsigned_offline_tail, not signed" in refused.stderr
+    out = runner.invoke(app, ["timeline", "sign", str(path), "--force", "--json"])
     assert out.exit_code == 0, out.output
     assert orjson.loads(out.stdout)["signed"] == 7
     code, body = _verify(path)
@@ -165,12 +169,12 @@ def test_checkpoints_deleted_and_the_tail_relabelled_offline_still_fail(tmp_path
     cps = [i for i, d in enumerate(docs) if d["kind"] == "checkpoint"]
     kept = [d for i, d in enumerate(docs) if i not in cps[1:]]  # keep the first checkpoint (seq 5)
     for d in kept[6:]:
-        d["writer"] = "offline:host:42"
+        d["writer"] = "offline:host:42:a1b2c3"
     kept[8]["body"]["i"] = 999
     path.write_bytes(rehash(kept))
     code, body = _verify(path)
     assert code == 1, body
-    assert "offline writer offline:host:42 wrote more than 5 entries" in str(body["reason"])
+    assert "offline writer offline:host:42:a1b2c3 wrote more than 5 entries" in str(body["reason"])
 
 
 def test_an_offline_writer_starting_past_the_cadence_fails(tmp_path):
@@ -218,7 +222,7 @@ def test_export_of_an_unsigned_offline_tail_exits_4_with_the_verdict_in_the_pack
     assert out.exit_code == 4, out.output
     verification = orjson.loads(out.stdout)["verification"]
     assert verification["verdict"] == "unsigned_offline_tail"
-    assert "offline:host:43" in verification["reason"]
+    assert "offline:host:43:d4e5f6" in verification["reason"]
     md = runner.invoke(app, ["timeline", "export", str(path), "--incident", "inc", "--public-key", PUBLIC])
     assert md.exit_code == 4
     assert "NOT FULLY PROVEN (unsigned offline tail)" in md.stdout
@@ -262,7 +266,7 @@ def test_a_rewrite_behind_two_deleted_checkpoints_gets_exit_4_whose_reason_does_
     kept = [d for i, d in enumerate(docs) if i not in cps[1:]]  # seg 6-10 was signed by the deleted seq 11
     kept[7]["body"]["i"] = 999
     for d in kept[11:]:
-        d["writer"] = "offline:host:42"
+        d["writer"] = "offline:host:42:a1b2c3"
     path.write_bytes(rehash(kept))
     code, body = _verify(path)
     assert code == 4, body

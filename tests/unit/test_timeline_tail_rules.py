@@ -20,6 +20,7 @@ from tests.timeline_builders import (
     append_events,
     crash,
     rehash,
+    rewritten_tail,
     service_recorder,
 )
 from tests.timeline_builders import docs_of as _docs
@@ -42,17 +43,8 @@ def _checkpoints(path: Path) -> list[dict]:
 @pytest.mark.parametrize("hours", [False, True])
 def test_an_unsigned_tail_relabelled_between_two_writer_ids_exits_4(tmp_path, hours):
     """The review's a_alt(_hours): svc:1/svc:2 alternating after deleted checkpoints is exit 4 (unproven), not 0."""
-    path, clock = tmp_path / "t.jsonl", Clock()
-    rec = service_recorder(path, clock)
-    append_events(rec, clock, 20)
-    rec.close()
-    kept = [d for d in _docs(path) if d["kind"] != "checkpoint" or d["seq"] == 4]
-    kept[7]["body"]["i"] = 999
-    for k, d in enumerate(kept[5:]):
-        d["writer"] = "svc:1" if k % 2 == 0 else "svc:2"
-        if hours:
-            d["at"] = (datetime.fromisoformat(d["at"]) + timedelta(hours=k)).isoformat()
-    path.write_bytes(rehash(kept))
+    path = tmp_path / "t.jsonl"
+    rewritten_tail(path, lambda k: "svc:1" if k % 2 == 0 else "svc:2", hours)
     code, body = _verify(path)
     assert code == 4, body
     assert (body["ok"], body["verdict"], body["unproven_seqs"]) == (False, "unsigned_tail_two_writers", [5, 20])
@@ -65,8 +57,10 @@ def test_a_crashs_tail_then_an_offline_commands_entries_still_exit_0(tmp_path):
     rec = service_recorder(path, clock)
     append_events(rec, clock, 6)
     crash(rec)
-    offline = Recorder(FileStore(path), writer="offline:host:42:abc")
-    append_events(offline, clock, 2, step=3600.0)
+    offline = Recorder(FileStore(path), writer="offline:host:42:abc123")
+    for i in range(2):
+        clock.now += 3600.0
+        offline.append("undo.intent", {"i": i}, "inc-1")
     offline.close()
     code, body = _verify(path)
     assert (code, body["verdict"]) == (0, "unsigned_tail"), body

@@ -30,7 +30,7 @@ def _replica(path: Path, *writers: str, signed: bool = True) -> None:
     for writer in writers:
         rec = Recorder(FileStore(path), writer=writer, signer=Signer.from_text(PRIVATE) if signed else None)
         for i in range(3):
-            rec.append("step.intent", {"i": i}, incident="inc")
+            rec.append("step.intent", {"step": "operator", "i": i}, incident="inc")
         rec.close()
 
 
@@ -99,11 +99,11 @@ def test_without_a_list_verify_checks_no_writers(tmp_path):
 def test_offline_writers_are_listed_not_unexpected_and_an_unsigned_head_is_shown(tmp_path):
     """An offline command's entries are not a replica; r2's own unsigned tail shows as not covered."""
     d = _fleet(tmp_path)
-    _replica(d / "r1.jsonl", "offline:ops:1:abc", signed=False)
+    _replica(d / "r1.jsonl", "offline:ops:1:abc123", signed=False)
     _replica(d / "r2.jsonl", "r2:201", signed=False)
     code, fleet = _verify(str(d), "--writers", "r1,r2,r3")
     assert code == 0, fleet
-    assert fleet["offline_writers"] == ["offline:ops:1:abc"]
+    assert fleet["offline_writers"] == ["offline:ops:1:abc123"]
     assert {w["name"]: w["signed"] for w in fleet["writers"]} == {"r1": True, "r2": False, "r3": True}
     text = runner.invoke(app, ["timeline", "verify", str(d), "--public-key", PUBLIC, "--writers", "r1,r2,r3"])
     assert "writer r2:" in text.stdout
