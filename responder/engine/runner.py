@@ -106,7 +106,8 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         if (why := read.error or read.transient) is not None:  # the last read's (a transient one's: none came after)
             marks = {**marks, "verify_error": why}
     except Exception as exc:  # any actuator error, even a bug, becomes a recorded failed result
-        if not isinstance(exc, ActuationError | TimeoutError):
+        cause = exc.__cause__ if isinstance(exc, PartialActuationError) and exc.__cause__ is not None else exc
+        if not isinstance(cause, ActuationError | TimeoutError):  # a bug, also one a partial change wraps
             log.exception("actuator_raised", step=intent.step)
         fallback = "Timeout" if isinstance(exc, TimeoutError) else exc.__class__.__name__
         failed: dict[str, Any] = {"error": str(exc) or "timed out",
@@ -145,7 +146,12 @@ async def _partly(exc: PartialActuationError, call: StepCall, before: dict[str, 
     not. A possible change (not `certain`) is read back: when the target no longer holds `before`, it is recorded
     as a change from `before` to what it holds now, so undo can revert it too."""
     if not exc.certain:
-        now = await observe(call) if before is not None else None
+        try:  # bounded, and a read that fails however it fails leaves the failure "may have changed something"
+            async with asyncio.timeout(call.timeout):
+                now = await observe(call) if before is not None else None
+        except Exception as failed:  # noqa: BLE001 - a bug in the read must not lose the failed result
+            log.warning("partial_readback_failed", actuator=call.actuator.name, error=repr(failed))
+            now = None
         if now is not None and now != before:
             return {"permanent": None, "changed": True, "prior": before, "after": now}
         return {"permanent": None}

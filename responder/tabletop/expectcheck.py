@@ -134,7 +134,7 @@ def expectation_problems(exp_index: int, pb: Playbook, base: Path, registry: Reg
     if exp.status is not None and exp.status not in {s.value for s in StepStatus}:
         yield (f"status {exp.status!r} is no step status; {_close(exp.status, [s.value for s in StepStatus])}"
                f"choose from {[s.value for s in StepStatus]}"), (*at, "status")
-    refused = (exp.kind == ExpectKind.GUARD_TRIPPED and bool(exp.reason) and str(exp.reason) in "protected") or \
+    refused = (exp.kind == ExpectKind.GUARD_TRIPPED and str(exp.reason) == "protected") or \
         (exp.kind == ExpectKind.STEP_DONE and exp.status == "refused")
     if refused and exp.params:  # a hard trip refuses the step before any intent or approval request holds them
         yield ("`params` cannot be checked on a refused step (a protected resource refuses it before its params are "

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from structlog.testing import capture_logs
+
 from responder.actuators import registry
 from responder.actuators.base import ActuationContext
+from responder.engine import runner
 from responder.engine.quotas import QuotaWindows
 from responder.engine.readback import StepCall
 from responder.engine.runner import run_step
@@ -130,3 +134,35 @@ def test_the_actuators_that_change_several_things_in_turn():
         "aws.ec2.start_instance", "aws.ec2.stop_instance", "aws.iam.rotate_access_key",
         "aws.sagemaker.isolate_endpoint", "aws.sagemaker.release_endpoint", "model.quarantine_version",
         "model.rollback_to_last_signed", "model.switch_version"]
+
+
+async def test_a_bug_after_a_partial_change_is_logged_with_its_traceback():
+    """A bug (no ActuationError) raised after a partial change is logged as actuator_raised, and still recorded."""
+    with capture_logs() as logs:
+        result, counted = await _run("aws.sagemaker.isolate_endpoint",
+                                     {"endpoint_name": "ep", "role_names": ["inference-gateway", "ghost"]},
+                                     _sagemaker(KeyError("boom")))
+    assert (result.status, result.changed, counted) == (StepStatus.FAILED, True, 1)
+    assert [e.get("exc_info") for e in logs if e["event"] == "actuator_raised"] == [True]
+
+
+async def test_a_read_back_that_fails_after_a_possible_change_still_records_the_failure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read after a possible partial change raising a bug leaves the failure recorded, may have changed (null)."""
+    reads = []
+
+    async def observe(call: StepCall) -> Any:
+        reads.append(call)
+        if len(reads) > 1:
+            raise RuntimeError("a bug in the read")
+        return await real(call)
+
+    real = runner.observe
+    monkeypatch.setattr(runner, "observe", observe)
+    aws = _sagemaker(TransientActuationError("slow down", code="Throttling"), _gone("ghost"))
+    with capture_logs() as logs:
+        result, counted = await _run("aws.sagemaker.isolate_endpoint",
+                                     {"endpoint_name": "ep", "role_names": ["inference-gateway", "ghost"]}, aws,
+                                     attempts=2)
+    assert (result.status, result.permanent, counted) == (StepStatus.FAILED, None, 1)
+    assert "partial_readback_failed" in [e["event"] for e in logs]
