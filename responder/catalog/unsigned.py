@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from responder.actuators.registry import Registry
 from responder.catalog.attributes import trigger_sources
+from responder.catalog.checks import containment
 from responder.models.runbook import Mode, Runbook
 from responder.normalise.registry import formats, sources
 
@@ -30,9 +31,8 @@ def _topic_sources(pin: str | None) -> set[str]:
 
 
 def acts(rb: Runbook, registry: Registry) -> bool:
-    """Whether the runbook can change something: enforce mode, and a step whose actuator is not a notification."""
-    return rb.mode is Mode.ENFORCE and any(
-        step.actuator in registry and not registry.get(step.actuator).notifies for step in rb.steps)
+    """Whether the runbook can change something: enforce mode, and a containment step (`checks.containment`)."""
+    return rb.mode is Mode.ENFORCE and bool(containment(rb, registry))
 
 
 def unsigned_sources(require: Iterable[str], topics: Sequence[str], topic_formats: Mapping[str, str]) -> set[str]:

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from responder.models.runbook import Quota
-from responder.models.step import StepResult, StepStatus
+from responder.models.step import StepResult
 
 MIN_KEEP = 2 * 86400.0
 """Seconds every run is kept, whatever the quotas configured now (see the module docstring)."""
-_FAILED = StepStatus.FAILED  # read once: on Python 3.11 an enum class's attribute costs ≈ 0.5 µs
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ class QuotaWindows:
     def settle(self, key: str, result: StepResult) -> None:
         """A step's result: a permanent failure that changed nothing (`StepResult.refundable`) no longer counts."""
         run = self._by_key.pop(key, None)
-        if run is None or result.status is not _FAILED or not result.refundable:
+        if run is None or not result.refundable:
             return
         self._uncount(*run)
 

@@ -32,6 +32,7 @@ from responder.tabletop.decisions import answer, index_of
 from responder.tabletop.escalation import scenario_default, scenario_runbooks
 from responder.tabletop.expectations import Expectation
 from responder.tabletop.faults import FaultyAws, VirtualClock
+from responder.tabletop.fired import KILL_AT
 from responder.tabletop.host import ChildConfig, ChildProcess, InProcess, Status, revealed
 from responder.tabletop.inject import Record, inject_records
 from responder.tabletop.models import AwsFault, Decision, Inject, KillFault, Playbook
@@ -217,7 +218,7 @@ class Scenario:
 
     async def _kill_now(self) -> None:
         """A `kill_at` fault: SIGKILL the service whatever it is doing, and restart it."""
-        await self._kill_and_restart(await self.host.status(), "kill_at")
+        await self._kill_and_restart(await self.host.status(), KILL_AT)
 
     async def _kill_and_restart(self, status: Status, why: str = "") -> None:
         """A real SIGKILL of the service process (no drain, no commit of the chunk in hand); a new process resumes

@@ -21,20 +21,6 @@ class OfflineRun:
     signed_by: int | None = None
 
 
-VERDICTS = {
-    "verified": "every entry is covered by a checkpoint whose signature holds",
-    "unsigned_tail": "signed up to the last checkpoint; the entries after it (within the cadence) are unproven",
-    "unsigned_offline_tail": "signed up to the last checkpoint; an offline writer's unsigned entries pass the cadence",
-    "unsigned_tail_past_interval": "signed up to the last checkpoint; the unsigned tail spans more than its interval",
-    "unsigned_tail_two_writers": "signed up to the last checkpoint; the unsigned tail holds a second writer's entries",
-    "unsigned_tail_not_offline": "signed up to the last checkpoint; unsigned entries labelled offline are no offline "
-                                 "command's (its writer id, or a kind it writes)",
-    "no_entries": "the file holds no entry: nothing is proven (a file cut to nothing looks the same)",
-    "chain_only": "links and hashes hold; no public key, so no signature or cadence was checked",
-}
-"""Each verdict of a chain whose links hold. `verified` and `unsigned_tail` exit 0; the others exit 4 (unproven)."""
-
-
 @dataclass
 class Verification:
     """What a successful verification established."""
@@ -68,7 +54,12 @@ class Verification:
 
     @property
     def verdict(self) -> str:
-        """One of `VERDICTS`: never `verified` while an entry is left that no checked signature covers."""
+        """Never `verified` while an entry is left that no checked signature covers. Exit 0: `verified` (every entry
+        covered by a checkpoint whose signature holds), `unsigned_tail` (the entries after the last checkpoint, within
+        its cadence, unproven). Exit 4 (unproven): `chain_only` (no public key: links and hashes only), `no_entries`
+        (a file cut to nothing looks the same), `unsigned_offline_tail` (an offline writer's unsigned entries pass the
+        cadence), `unsigned_tail_past_interval`, `unsigned_tail_two_writers`, `unsigned_tail_not_offline` (entries
+        labelled offline that no offline command writes): responder/timeline/tail.py."""
         if not self.signatures_checked:
             return "chain_only"
         if not self.entries:
