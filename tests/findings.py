@@ -42,3 +42,21 @@ def set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
             nxt = cur[part] = {}
         cur = nxt
     cur[path[-1]] = value
+
+
+def retype_ocsf(doc: dict[str, Any], types: list[str]) -> dict[str, Any]:
+    """`doc`, an OCSF finding, re-typed as Security Lake maps an ASFF finding of `types`: `finding_info.types` and, when
+    the record keeps one, the provider's copy in `unmapped` (which classifies GuardDuty's own finding)."""
+    doc["finding_info"]["types"] = types
+    if isinstance(doc.get("unmapped"), dict) and "FindingProviderFields.Types[]" in doc["unmapped"]:
+        doc["unmapped"]["FindingProviderFields.Types[]"] = types
+    return doc
+
+
+def rescore_ocsf(doc: dict[str, Any], severity_id: int, word: str) -> dict[str, Any]:
+    """`doc`, an OCSF finding, as Security Lake maps an ASFF finding of severity `word` (`High`): `severity_id`,
+    `severity` and, when the record keeps one, the provider's label in `unmapped` (which outranks `severity_id`)."""
+    doc["severity_id"], doc["severity"] = severity_id, word
+    if isinstance(doc.get("unmapped"), dict) and "FindingProviderFields.Severity.Label" in doc["unmapped"]:
+        doc["unmapped"]["FindingProviderFields.Severity.Label"] = word.upper()
+    return doc

@@ -14,6 +14,7 @@ from responder.engine.resolution import Resolved, resolve_step
 from responder.models.event import Event
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
+from tests.findings import rescore_ocsf, retype_ocsf
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 # A principal's user name is an IAM user's only when its type says IAMUser (an IAM role's for AssumedRole): a
@@ -55,7 +56,7 @@ def ocsf_write(user_type: str | None) -> dict[str, Any]:
     """The OCSF example as a write to the training bucket by a key of a principal of `user_type` (none: unsaid)."""
     doc: dict[str, Any] = orjson.loads(
         (ROOT / "runbooks/examples/by-source/cloudtrail-logging-stopped.ocsf.json").read_bytes())
-    doc["finding_info"]["types"] = [WRITE]
+    retype_ocsf(doc, [WRITE])
     doc["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {"PrincipalName": "victim"} | (
         {"PrincipalType": user_type} if user_type is not None else {})}).decode()
     doc["resources"].append({"type": "AwsS3Bucket", "uid": TRAINING_BUCKET})
@@ -100,8 +101,8 @@ def _asff(user_type: str | None) -> dict[str, Any]:
 
 def _ocsf(user_type: str | None) -> dict[str, Any]:
     doc = example_doc("by-source/cloudtrail-logging-stopped.ocsf.json")
-    doc["finding_info"]["types"] = [ASFF_TYPE]
-    doc["severity_id"], doc["severity"] = 4, "High"
+    retype_ocsf(doc, [ASFF_TYPE])
+    rescore_ocsf(doc, 4, "High")
     doc["resources"][0]["uid"] = f"AWS::IAM::AccessKey:{KEY}"
     doc["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {"PrincipalName": NAMESAKE} | (
         {"PrincipalType": user_type} if user_type else {})}).decode()

@@ -26,6 +26,7 @@ from responder.pipeline import Pipeline
 from responder.rules.matcher import ACCEPTED, Matcher
 from responder.timeline import MemoryStore, Recorder
 from tests.fakes import FakeIam
+from tests.findings import rescore_ocsf, retype_ocsf
 
 ROOT = Path(__file__).resolve().parents[1]  # the repository
 FIXTURE = ROOT / "tests/fixtures/events/securityhub_v2_guardduty.json"
@@ -200,8 +201,8 @@ def anomaly_copies(gd_type: str) -> dict[str, Event]:
     asff["Resources"][0]["Id"] = f"AWS::IAM::AccessKey:{ANOMALY_KEY}"
     asff["Resources"][0]["Details"]["AwsIamAccessKey"]["PrincipalName"] = "ml-training"
     ocsf = _ocsf_guardduty()
-    ocsf["finding_info"]["types"] = [asff_type]
-    ocsf["severity_id"], ocsf["severity"] = 3, "Medium"
+    retype_ocsf(ocsf, [asff_type])
+    rescore_ocsf(ocsf, 3, "Medium")
     ocsf["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {
         "PrincipalId": "AIDAEXAMPLEPRINCIPAL2", "PrincipalName": "ml-training", "PrincipalType": "IAMUser"}}).decode()
     ocsf["resources"][0]["uid"] = f"AWS::IAM::AccessKey:{ANOMALY_KEY}"

@@ -9,7 +9,7 @@ import orjson
 from responder.models.event import Event, Resource, ResourceKind, Severity
 from responder.models.threat import Threat
 from responder.normalise.assemble import given_id, make_event, raw_id
-from responder.normalise.fields import dig, severity_from_label, text, time_or_received
+from responder.normalise.fields import dig, in_band, label_of, severity_from_label, text, time_or_received
 from responder.normalise.registry import decoder
 from responder.normalise.resources import (
     AWS_TYPES,
@@ -21,7 +21,15 @@ from responder.normalise.resources import (
     principal,
     res,
 )
-from responder.normalise.threats import OCSF_TYPES, SECURITYHUB, asff_threat, aws_product, first, from_techniques
+from responder.normalise.threats import (
+    OCSF_TYPES,
+    SECURITYHUB,
+    asff_threat,
+    aws_product,
+    first,
+    from_techniques,
+    provider_types,
+)
 
 K = ResourceKind
 FINDING_CLASSES = {2001, 2002, 2003, 2004, 2005, 2006}
@@ -38,10 +46,14 @@ def _is_ocsf(doc: Any) -> bool:
 
 
 def severity(doc: dict[str, Any]) -> Severity:
-    sid = doc.get("severity_id")
-    if isinstance(sid, int) and sid in SEVERITY_IDS:
-        return Severity.of(SEVERITY_IDS[sid], original=sid)
-    return severity_from_label(doc.get("severity"), default=0.0)
+    """`severity_id`, unless it falls outside the band of the provider's label Security Lake's copy of an ASFF finding
+    keeps in `unmapped` (`severity_id` is mapped from the top-level Severity BatchUpdateFindings may rewrite): then
+    that label; else the `severity` word."""
+    sid, provider = doc.get("severity_id"), dig(doc, "unmapped", "FindingProviderFields.Severity.Label")
+    score = SEVERITY_IDS.get(sid) if isinstance(sid, int) else None
+    if score is not None and (label_of(provider) is None or in_band(provider, score)):
+        return Severity.of(score, original=sid)
+    return severity_from_label(provider if label_of(provider) else doc.get("severity"), default=0.0)
 
 
 def _access_key(uid: str, r: dict[str, Any]) -> list[Resource | None]:
@@ -126,14 +138,17 @@ def finding_type(doc: dict[str, Any], cls: int) -> str:
 
 def finding_threat(doc: dict[str, Any]) -> Threat | None:
     """GuardDuty's own finding (`metadata.product.uid` is the ASFF ProductArn Security Lake copied) by its finding
-    type first, as the native and Security Hub lanes classify it (an ML anomaly naming T1078.004 stays
-    anomalous_credential_use, never credential_compromise that a runbook contains); Security Hub's own control
-    finding by its control id, as the ASFF lane classifies it; else from the ATT&CK/ATLAS ids in `attacks[]` (1.1+
-    under finding_info), else the finding types."""
+    type first (the provider's, `provider_types`, before the `finding_info.types` an analyst may rewrite), as the
+    native and Security Hub lanes classify it (an ML anomaly naming T1078.004 stays anomalous_credential_use, never
+    credential_compromise that a runbook contains); Security Hub's own control finding by its control id, as the
+    ASFF lane classifies it; else from the ATT&CK/ATLAS ids in `attacks[]` (1.1+ under finding_info), else the
+    finding types."""
     info = doc.get("finding_info") or doc.get("finding") or {}
     attacks = info.get("attacks") or doc.get("attacks") or []
     ids = [dig(a, "technique", "uid") or dig(a, "sub_technique", "uid") for a in attacks if isinstance(a, dict)]
-    types = [x for x in info.get("types") or [] if isinstance(x, str)]
+    flat = dig(doc, "unmapped", "FindingProviderFields.Types[]")  # Security Lake's copy of an ASFF finding: one
+    given = provider_types([flat] if isinstance(flat, str) else flat, info.get("types"))  # text or a list
+    types = [x for x in given if isinstance(x, str)]
     product = dig(doc, "metadata", "product", "uid")
     own = asff_threat(types) if aws_product(product, "guardduty") else None
     if own is not None:

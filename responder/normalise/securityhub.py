@@ -11,7 +11,7 @@ from responder.normalise.assemble import each_part, given_id, make_event, raw_id
 from responder.normalise.fields import dig, in_band, number, parse_time, severity_from_label, text
 from responder.normalise.registry import decoder
 from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, principal, res
-from responder.normalise.threats import SECURITYHUB, asff_threat, aws_product, first
+from responder.normalise.threats import SECURITYHUB, asff_threat, aws_product, first, provider_types
 
 K = ResourceKind
 ACCESS_KEY_PREFIX = "AWS::IAM::AccessKey:"
@@ -67,15 +67,16 @@ def _resource(r: dict[str, Any]) -> list[Resource | None]:
 
 
 def _severity(f: dict[str, Any], guardduty: bool) -> Any:
-    """The label (the provider's first), scored by the first number inside its band: for GuardDuty's own finding,
-    GuardDuty's 0-10 number as its decoder reads it (the provider's `Original` or `Product`, then the top-level
-    `Product` an analyst may rewrite), then `Normalized/10`; else the label's own score."""
-    provider = dig(f, "FindingProviderFields", "Severity")
-    label = dig(provider, "Label") or dig(f, "Severity", "Label")
-    normalized = number(dig(f, "Severity", "Normalized"))
-    hints = [number(dig(provider, "Original")), number(dig(provider, "Product")),
-             number(dig(f, "Severity", "Product"))] if guardduty else []
-    hints.append(normalized / 10 if normalized is not None else None)
+    """The label (the provider's first), scored by the first number inside its band, the provider's numbers before
+    the top-level ones an analyst may rewrite (BatchUpdateFindings): for GuardDuty's own finding GuardDuty's 0-10
+    number as its decoder reads it (the provider's `Original` or `Product`), then the provider's `Normalized/10`, then
+    the top-level `Product` (GuardDuty's) and `Normalized/10`; else the label's own score."""
+    provider, top = dig(f, "FindingProviderFields", "Severity"), dig(f, "Severity")
+    label = dig(provider, "Label") or dig(top, "Label")
+    provided, updated = number(dig(provider, "Normalized")), number(dig(top, "Normalized"))
+    tenths = [n / 10 if n is not None else None for n in (provided, updated)]
+    hints = [number(dig(provider, "Original")), number(dig(provider, "Product")), tenths[0],
+             number(dig(top, "Product")), tenths[1]] if guardduty else tenths
     finite = [h for h in hints if h is not None and math.isfinite(h)]  # "NaN", "Infinity", "1e400" are not scores
     if label is None and not finite:
         raise ValidationFailed("securityhub finding without Severity.Label or Severity.Normalized")
@@ -91,8 +92,8 @@ def _type(f: dict[str, Any], types: list[Any]) -> str:
 def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) -> Event:
     """One ASFF finding; keyed on its own Id and account, never on the envelope's `resources`."""
     env = envelope or {}
-    types = f.get("Types") or dig(f, "FindingProviderFields", "Types") or []
-    types = types if isinstance(types, list) else []
+    # the provider's Types type and classify the finding: an analyst's BatchUpdateFindings rewrites only the top-level
+    types = provider_types(dig(f, "FindingProviderFields", "Types"), f.get("Types"))
     # GuardDuty types and Security Hub controls classify only AWS's own findings: any principal allowed
     # securityhub:BatchImportFindings can import one under its own product with whatever Types it likes
     arn = f.get("ProductArn")

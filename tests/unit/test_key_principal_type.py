@@ -13,6 +13,7 @@ from responder.engine.resolution import resolve_step
 from responder.normalise import decode_doc
 from responder.rules.matcher import Matcher
 from tests import principal_kit
+from tests.findings import rescore_ocsf, retype_ocsf
 from tests.principal_kit import (
     ASFF_TYPE,
     KEY,
@@ -115,8 +116,8 @@ def _ocsf_actor(user_type: str | None, types: list[str] | None = None) -> dict[s
     doc["resources"] = [r for r in doc["resources"] if "AccessKey" not in str(r)]
     doc["actor"] = {"user": {"name": NAMESAKE, "credential_uid": KEY} | ({"type": user_type} if user_type else {})}
     if types:
-        doc["finding_info"]["types"] = types
-        doc["severity_id"], doc["severity"] = 4, "High"
+        retype_ocsf(doc, types)
+        rescore_ocsf(doc, 4, "High")
     return doc
 
 

@@ -17,6 +17,7 @@ from responder.models.threat import ThreatCategory
 from responder.normalise import decode_doc
 from responder.normalise.threats import GUARDDUTY, SECURITYHUB, TECHNIQUES
 from responder.rules.matcher import Matcher
+from tests.findings import rescore_ocsf, retype_ocsf
 
 ROOT = Path(__file__).resolve().parents[2]
 GUARDDUTY_PRODUCT = "arn:aws:securityhub:us-east-1::product/aws/guardduty"
@@ -28,8 +29,8 @@ def _record() -> dict[str, Any]:
     long-term key, an EC2 instance and a training-data bucket, Critical, and no product."""
     doc: dict[str, Any] = orjson.loads(V2_FIXTURE.read_bytes())["detail"]["findings"][0]
     doc["metadata"]["product"] = {"name": "Custom", "vendor_name": "Anyone"}
-    doc["severity_id"], doc["severity"] = 5, "Critical"
-    doc["finding_info"]["types"] = []
+    rescore_ocsf(doc, 5, "Critical")
+    retype_ocsf(doc, [])
     doc["resources"] = [
         {"type": "AwsIamAccessKey", "uid": "AWS::IAM::AccessKey:AKIAEXAMPLEKEYID0001", "data": orjson.dumps({
             "AwsIamAccessKey": {"PrincipalName": "ml-training", "PrincipalType": "IAMUser"}}).decode()},
@@ -89,7 +90,7 @@ def test_claiming_guardduty_reaches_no_aws_action_a_technique_does_not(pattern: 
     """A record claiming GuardDuty's product runs only AWS-acting runbooks its attacks[] reach without the claim."""
     claimed = _claiming("GuardDuty", GUARDDUTY_PRODUCT)
     gd_type = _concrete(pattern)
-    claimed["finding_info"]["types"] = [_asff(gd_type) if spelled == "asff" else gd_type]
+    retype_ocsf(claimed, [_asff(gd_type) if spelled == "asff" else gd_type])
     [event] = decode_doc(claimed)
     assert event.threat is not None
     assert event.threat.category == GUARDDUTY.rows[pattern].threat.category

@@ -25,6 +25,7 @@ from responder.models.event import Event
 from responder.normalise import decode_doc, head, normalise
 from responder.normalise.registry import detect
 from responder.rules.matcher import Matcher
+from tests.findings import rescore_ocsf, retype_ocsf
 from tests.source_kit import (
     ANOMALIES,
     ANOMALY_KEY,
@@ -109,11 +110,11 @@ def test_an_unmatched_v2_event_is_ruled_out_by_its_head() -> None:
     rb = notify_runbook({"source": "ocsf", "conditions": [{"field": "event.severity.score", "op": "ge", "value": 5}]})
     low = v2_event()
     medium = v2_event()
-    medium["detail"]["findings"][0]["severity_id"] = 3
+    rescore_ocsf(medium["detail"]["findings"][0], 3, "Medium")
     assert sound(Matcher([rb]), low)
     assert not sound(Matcher([rb]), medium)
     unmapped = v2_event()
-    unmapped["detail"]["findings"][0]["finding_info"]["types"] = ["Software and Configuration Checks/Unmapped"]
+    retype_ocsf(unmapped["detail"]["findings"][0], ["Software and Configuration Checks/Unmapped"])
     assert sound(Matcher(load_runbooks(ROOT / "runbooks", registry)), unmapped)  # no shipped runbook: ruled out
 
 

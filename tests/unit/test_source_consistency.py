@@ -15,6 +15,7 @@ from responder.errors import ValidationFailed
 from responder.normalise import decode_doc, guardduty, guardduty_fast, normalise
 from responder.rules.matcher import Matcher
 from tests.conftest import CORPUS
+from tests.findings import rescore_ocsf, retype_ocsf
 from tests.source_kit import ANOMALIES, ANOMALY_KEY, ROOT, _ocsf_guardduty, anomaly_copies, principal_of
 
 EXFIL_TYPE = "TTPs/Initial Access/UnauthorizedAccess:IAMUser-InstanceCredentialExfiltration.OutsideAWS"
@@ -37,8 +38,8 @@ def test_instance_credential_exfiltration_is_contained_whichever_source_reports_
     matcher = Matcher(load_runbooks(runbooks_dir, registry))
     asff = orjson.loads((ROOT / "playbooks/events/securityhub-instance-credential-exfiltration.json").read_bytes())
     ocsf = _doc("ocsf/detection_finding_2004_securityhub_guardduty_cloudtrail_disabled.json")
-    ocsf["finding_info"]["types"] = [EXFIL_TYPE]
-    ocsf["severity_id"], ocsf["severity"] = 4, "High"  # the ASFF copy's HIGH
+    retype_ocsf(ocsf, [EXFIL_TYPE])
+    rescore_ocsf(ocsf, 4, "High")  # the ASFF copy's HIGH
     ocsf["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {
         "PrincipalId": "AROAEXAMPLEROLE00001:i-0d2c3a1b5e6f7a8b9", "PrincipalName": "inference-host-role",
         "PrincipalType": "AssumedRole"}}).decode()
@@ -233,7 +234,7 @@ def test_the_ocsf_copy_of_another_product_s_finding_is_still_classified_by_its_t
     """A finding that is not GuardDuty's own keeps the attacks[] classification (T1078.004: credential_compromise)."""
     ocsf = _ocsf_guardduty()
     ocsf["metadata"]["product"]["uid"] = "arn:aws:securityhub:us-east-2:123456789012:product/123456789012/default"
-    ocsf["finding_info"]["types"] = ["TTPs/Credential Access/CredentialAccess:IAMUser-AnomalousBehavior"]
+    retype_ocsf(ocsf, ["TTPs/Credential Access/CredentialAccess:IAMUser-AnomalousBehavior"])
     ocsf["finding_info"]["attacks"] = [{"technique": {"uid": "T1078.004"}}]
     [event] = decode_doc(ocsf)
     assert event.threat is not None
