@@ -6,10 +6,11 @@ from typing import Any
 
 import orjson
 
-from responder.models.event import Event, Resource, ResourceKind, Severity
+from responder.models.event import Event, Resource, ResourceKind
 from responder.models.threat import Threat
 from responder.normalise.assemble import given_id, make_event, raw_id
-from responder.normalise.fields import dig, in_band, label_of, severity_from_label, text, time_or_received
+from responder.normalise.fields import dig, text, time_or_received
+from responder.normalise.provider_fields import ocsf_severity, ocsf_types
 from responder.normalise.registry import decoder
 from responder.normalise.resources import (
     AWS_TYPES,
@@ -28,7 +29,6 @@ from responder.normalise.threats import (
     aws_product,
     first,
     from_techniques,
-    provider_types,
 )
 
 K = ResourceKind
@@ -37,23 +37,10 @@ CLASS_NAMES = {2001: "Security Finding", 2002: "Vulnerability Finding", 2003: "C
                2004: "Detection Finding", 2005: "Incident Finding", 2006: "Data Security Finding",
                3001: "Account Change", 3002: "Authentication", 3003: "Authorize Session",
                6003: "API Activity"}
-# severity_id → 0-10 score (0 Unknown, 1 Informational … 5 Critical, 6 Fatal)
-SEVERITY_IDS = {0: 0.0, 1: 0.0, 2: 2.0, 3: 5.0, 4: 7.5, 5: 9.5, 6: 10.0}
 
 
 def _is_ocsf(doc: Any) -> bool:
     return isinstance(doc, dict) and isinstance(doc.get("class_uid"), int) and "metadata" in doc
-
-
-def severity(doc: dict[str, Any]) -> Severity:
-    """`severity_id`, unless it falls outside the band of the provider's label Security Lake's copy of an ASFF finding
-    keeps in `unmapped` (`severity_id` is mapped from the top-level Severity BatchUpdateFindings may rewrite): then
-    that label; else the `severity` word."""
-    sid, provider = doc.get("severity_id"), dig(doc, "unmapped", "FindingProviderFields.Severity.Label")
-    score = SEVERITY_IDS.get(sid) if isinstance(sid, int) else None
-    if score is not None and (label_of(provider) is None or in_band(provider, score)):
-        return Severity.of(score, original=sid)
-    return severity_from_label(provider if label_of(provider) else doc.get("severity"), default=0.0)
 
 
 def _access_key(uid: str, r: dict[str, Any]) -> list[Resource | None]:
@@ -138,7 +125,7 @@ def finding_type(doc: dict[str, Any], cls: int) -> str:
 
 def finding_threat(doc: dict[str, Any]) -> Threat | None:
     """GuardDuty's own finding (`metadata.product.uid` is the ASFF ProductArn Security Lake copied) by its finding
-    type first (the provider's, `provider_types`, before the `finding_info.types` an analyst may rewrite), as the
+    type first (the provider's, `ocsf_types`, before the `finding_info.types` an analyst may rewrite), as the
     native and Security Hub lanes classify it (an ML anomaly naming T1078.004 stays anomalous_credential_use, never
     credential_compromise that a runbook contains); Security Hub's own control finding by its control id, as the
     ASFF lane classifies it; else from the ATT&CK/ATLAS ids in `attacks[]` (1.1+ under finding_info), else the
@@ -146,9 +133,7 @@ def finding_threat(doc: dict[str, Any]) -> Threat | None:
     info = doc.get("finding_info") or doc.get("finding") or {}
     attacks = info.get("attacks") or doc.get("attacks") or []
     ids = [dig(a, "technique", "uid") or dig(a, "sub_technique", "uid") for a in attacks if isinstance(a, dict)]
-    flat = dig(doc, "unmapped", "FindingProviderFields.Types[]")  # Security Lake's copy of an ASFF finding: one
-    given = provider_types([flat] if isinstance(flat, str) else flat, info.get("types"))  # text or a list
-    types = [x for x in given if isinstance(x, str)]
+    types = ocsf_types(doc)
     product = dig(doc, "metadata", "product", "uid")
     own = asff_threat(types) if aws_product(product, "guardduty") else None
     if own is not None:
@@ -213,7 +198,7 @@ def event_of(doc: dict[str, Any], envelope: dict[str, Any] | None = None) -> Eve
         id=uid or raw_id("ocsf", doc),
         source="ocsf",
         type=finding_type(doc, cls),
-        severity=severity(doc),
+        severity=ocsf_severity(doc),
         time=when,
         time_inferred=inferred,
         account=account,

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from responder.errors import ValidationFailed
 from responder.models.event import Event, Resource, ResourceKind
 from responder.normalise.assemble import each_part, given_id, make_event, raw_id
-from responder.normalise.fields import dig, in_band, number, parse_time, severity_from_label, text
+from responder.normalise.fields import dig, parse_time, text
+from responder.normalise.provider_fields import asff_severity, provider_types
 from responder.normalise.registry import decoder
 from responder.normalise.resources import AWS_TYPES, access_key, compact, from_arn, ip_resource, principal, res
-from responder.normalise.threats import SECURITYHUB, asff_threat, aws_product, first, provider_types
+from responder.normalise.threats import SECURITYHUB, asff_threat, aws_product, first
 
 K = ResourceKind
 ACCESS_KEY_PREFIX = "AWS::IAM::AccessKey:"
@@ -66,25 +65,7 @@ def _resource(r: dict[str, Any]) -> list[Resource | None]:
     return [res(kind or K.OTHER, rid, arn=rid if rid.startswith("arn:") else None, type=rtype)]
 
 
-def _severity(f: dict[str, Any], guardduty: bool) -> Any:
-    """The label (the provider's first), scored by the first number inside its band, the provider's numbers before
-    the top-level ones an analyst may rewrite (BatchUpdateFindings): for GuardDuty's own finding GuardDuty's 0-10
-    number as its decoder reads it (the provider's `Original` or `Product`), then the provider's `Normalized/10`, then
-    the top-level `Product` (GuardDuty's) and `Normalized/10`; else the label's own score."""
-    provider, top = dig(f, "FindingProviderFields", "Severity"), dig(f, "Severity")
-    label = dig(provider, "Label") or dig(top, "Label")
-    provided, updated = number(dig(provider, "Normalized")), number(dig(top, "Normalized"))
-    tenths = [n / 10 if n is not None else None for n in (provided, updated)]
-    hints = [number(dig(provider, "Original")), number(dig(provider, "Product")), tenths[0],
-             number(dig(top, "Product")), tenths[1]] if guardduty else tenths
-    finite = [h for h in hints if h is not None and math.isfinite(h)]  # "NaN", "Infinity", "1e400" are not scores
-    if label is None and not finite:
-        raise ValidationFailed("securityhub finding without Severity.Label or Severity.Normalized")
-    fit = next((h for h in finite if in_band(label, h)), None)
-    return severity_from_label(label, hint=fit, default=finite[0] if finite else None)
-
-
-def _type(f: dict[str, Any], types: list[Any]) -> str:
+def _type(f: dict[str, Any], types: list[str]) -> str:
     """`Types[0]`, else the title, else the generator ("" when none: `make_event` says `unknown`)."""
     return text(types[0] if types else None) or text(f.get("Title")) or text(f.get("GeneratorId")) or ""
 
@@ -112,7 +93,7 @@ def finding_to_event(f: dict[str, Any], envelope: dict[str, Any] | None = None) 
         id=ident,
         source="securityhub",
         type=_type(f, types),
-        severity=_severity(f, guardduty),
+        severity=asff_severity(f, guardduty),
         time=parse_time(f.get("UpdatedAt") or f.get("CreatedAt") or env.get("time")),
         account=f.get("AwsAccountId") or env.get("account"),
         region=f.get("Region") or env.get("region") or dig(f, "Resources", default=[{}])[0].get("Region"),

@@ -16,7 +16,8 @@ from responder.models.event import Event
 from responder.normalise import trusted
 from responder.normalise.assemble import each_part
 from responder.normalise.fields import dig
-from responder.normalise.ocsf import FINDING_CLASSES, OCSF_ATTRIBUTES, event_of, finding_threat, finding_type, severity
+from responder.normalise.ocsf import FINDING_CLASSES, OCSF_ATTRIBUTES, event_of, finding_threat, finding_type
+from responder.normalise.provider_fields import ocsf_severity
 from responder.normalise.registry import decoder, head
 
 DETAIL_TYPE = "Findings Imported V2"
@@ -58,4 +59,4 @@ def v2_head(doc: Any) -> Event:
         raise ValueError("securityhub.v2 head: not exactly one finding")
     f = _finding(findings[0])
     return trusted.head({"source": "ocsf", "type": finding_type(f, f["class_uid"]).strip() or "unknown",
-                         "severity": severity(f), "threat": finding_threat(f)})
+                         "severity": ocsf_severity(f), "threat": finding_threat(f)})

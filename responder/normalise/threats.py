@@ -223,15 +223,6 @@ def aws_product(arn: Any, product: str) -> bool:
         (f"::product/aws/{product}", f"::productv2/aws/{product}"))
 
 
-def provider_types(provider: Any, given: Any) -> list[Any]:
-    """The finding provider's types list whenever it has one (ASFF `FindingProviderFields.Types`, which only the
-    provider writes; in Security Lake's OCSF copy `unmapped["FindingProviderFields.Types[]"]`), even an empty or
-    malformed one (then no types); `given` only when it has none (null or absent): the top-level `Types` (OCSF
-    `finding_info.types`), which anyone allowed `securityhub:BatchUpdateFindings` may rewrite. Not a list: []."""
-    chosen = given if provider is None else provider
-    return chosen if isinstance(chosen, list) else []
-
-
 def asff_threat(types: Iterable[Any]) -> Threat | None:
     """The threat of the first ASFF type (or GuardDuty type, `guardduty_type`) that is a mapped GuardDuty finding
     type."""

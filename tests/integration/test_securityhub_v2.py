@@ -13,13 +13,14 @@ import pytest
 from responder.actuators.aws.session import AwsSession
 from responder.ingest.kafka import ensure_topics, publish
 from responder.service import Service
-from tests.findings import envelope_bytes, guardduty_finding
+from tests.findings import envelope_bytes, guardduty_finding, rescore_ocsf, retype_ocsf
 from tests.integration.harness import make_settings, read_all, running, wait_for
 from tests.source_kit import SHAPES, asff_event, v2_finding
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests/fixtures/events/securityhub_v2_guardduty.json"  # AWS's envelope, ocsf/examples' finding
+SEVERITY_WORDS = {2: "Low", 3: "Medium", 4: "High"}  # OCSF severity_id -> the word Security Lake maps it with
 
 
 def _v2(finding_id: str, asff_type: str, severity_id: int, key: str, user: str) -> bytes:
@@ -27,8 +28,9 @@ def _v2(finding_id: str, asff_type: str, severity_id: int, key: str, user: str) 
     doc: dict[str, Any] = orjson.loads(FIXTURE.read_bytes())
     finding = copy.deepcopy(doc["detail"]["findings"][0])
     finding["finding_info"].update(uid=f"arn:aws:guardduty:us-east-2:111111111111:detector/d/finding/{finding_id}",
-                                   types=[asff_type], title=asff_type)
-    finding["severity_id"] = severity_id
+                                   title=asff_type)
+    retype_ocsf(finding, [asff_type])  # the provider's copy in `unmapped` too: it types and scores GuardDuty's own
+    rescore_ocsf(finding, severity_id, SEVERITY_WORDS[severity_id])
     finding["resources"][0]["uid"] = f"AWS::IAM::AccessKey:{key}"
     finding["resources"][0]["data"] = orjson.dumps({"AwsIamAccessKey": {
         "PrincipalId": "AIDAEXAMPLEPRINCIPAL9", "PrincipalName": user, "PrincipalType": "IAMUser"}}).decode()
@@ -41,7 +43,7 @@ def _as_security_hub_writes(record: bytes, gd_type: str) -> bytes:
     `AWS::IAM::AccessKey` resource (bare key id, principal in `data`), as published V2 samples show."""
     doc = orjson.loads(record)
     finding = doc["detail"]["findings"][0]
-    finding["finding_info"]["types"] = [gd_type]
+    retype_ocsf(finding, [gd_type])
     old = orjson.loads(finding["resources"][0]["data"])["AwsIamAccessKey"]
     key = finding["resources"][0]["uid"].removeprefix("AWS::IAM::AccessKey:")
     finding["resources"] = [{"type": "AWS::IAM::AccessKey", "uid": key, "name": old["PrincipalName"], "data": {

@@ -115,5 +115,34 @@ def test_the_provider_s_normalized_severity_scores_over_a_rewritten_one() -> Non
     [event] = decode_doc(finding)
     assert event.severity.score == 4.0
     del finding["FindingProviderFields"]["Severity"]["Normalized"]
+    [label_only] = decode_doc(finding)
+    assert label_only.severity.score == 5.0  # the provider's label alone: its standard score, not the analyst's 6
+    del finding["FindingProviderFields"]["Severity"]
     [fallback] = decode_doc(finding)
-    assert fallback.severity.score == 6.0
+    assert fallback.severity.score == 6.0  # no provider's severity at all: the top-level numbers, as before
+
+
+@pytest.mark.parametrize("rewritten", [{"Normalized": 40, "Product": 4}, {"Product": 4.5}, {"Normalized": 69},
+                                       {"Normalized": 41, "Product": 6.9}])
+def test_a_label_only_provider_severity_scores_its_label_whatever_the_top_level_numbers(
+        rewritten: dict[str, Any], shipped: Matcher) -> None:
+    """GuardDuty's label-only copy ({"Label": "MEDIUM"}) scores 5.0; an analyst's in-band number cannot move it."""
+    genuine = _recon()
+    genuine["Types"] = genuine["FindingProviderFields"]["Types"] = [MALICIOUS_IP]
+    genuine["FindingProviderFields"]["Severity"] = {"Label": "MEDIUM"}
+    genuine["Severity"] = {"Label": "MEDIUM", **rewritten}
+    for doc in (genuine, _imported(genuine)):
+        [event] = decode_doc(copy.deepcopy(doc))
+        assert event.severity.score == 5.0
+        assert [m.runbook.id for m in shipped.match(event)] == ["access-key-compromise"]
+
+
+@pytest.mark.parametrize("provider", ["TTPs/Initial Access/UnauthorizedAccess:IAMUser-MaliciousIPCaller",
+                                      {"Types": [MALICIOUS_IP]}, 7, True, [None], [[MALICIOUS_IP]]])
+def test_a_malformed_provider_types_leaves_the_finding_unclassified_not_the_top_level_s(provider: Any) -> None:
+    """A FindingProviderFields.Types that is no list of texts types nothing; the analyst's top-level Types is unread."""
+    finding = _recon()
+    finding["Types"] = [MALICIOUS_IP]
+    finding["FindingProviderFields"]["Types"] = provider
+    [event] = decode_doc(finding)
+    assert (event.type, event.threat, event.attributes.get("types") or []) == (finding["Title"], None, [])

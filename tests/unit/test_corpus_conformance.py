@@ -392,7 +392,7 @@ CASES = [
     Case(
         "securityhub/asff_afsbp_iam.3_access_key_rotation.json", 1, "securityhub",
         ("Software and Configuration Checks/Industry and Regulatory Standards/AWS-Foundati"
-         "onal-Security-Best-Practices"), 4.0,
+         "onal-Security-Best-Practices"), 5.0,  # the provider's label MEDIUM alone (Normalized 40 is top-level)
         [
             ("iam_user", "test-admin2"),
         ],
@@ -416,7 +416,7 @@ CASES = [
     ),
     Case(
         "securityhub/asff_inspector_package_vulnerability.json", 1, "securityhub",
-        "Software and Configuration Checks/Vulnerabilities/CVE", 4.0,
+        "Software and Configuration Checks/Vulnerabilities/CVE", 5.0,  # provider's MEDIUM: not the top-level 40
         [
             ("other", ("arn:aws:ecr:us-east-2:111111111111:repository/browserhostingstack-EXAMPLE-btb1o5"
                        "4yh1jr/sha256:e9e2afad74f4e80511a5cff33d3d989b9797a718425f27e549f5b1f862c058a8")),
@@ -424,7 +424,7 @@ CASES = [
     ),
     Case(
         "securityhub/asff_securityhub_pci_config.1_compliance.json", 1, "securityhub",
-        "Software and Configuration Checks/Industry and Regulatory Standards/PCI-DSS", 4.0,
+        "Software and Configuration Checks/Industry and Regulatory Standards/PCI-DSS", 5.0,  # provider's MEDIUM
         [
             ("account", "111111111111"),
         ],

@@ -92,8 +92,9 @@ EXPECTED: dict[str, list[tuple[str, str, float, str, list[tuple[str, str]]]]] = 
         ("google-secops", "Unusual download", 3.0, "-:host:build-7",
          [("host", "build-7"), ("ip", "10.0.0.7")]),
     ],
+    # GuardDuty's label-only provider Severity (HIGH) scores 7.5: the top-level Product 8 is BatchUpdateFindings'
     "securityhub_imported_mismatch.json": [
-        ("securityhub", "TTPs/Credential Access/UnauthorizedAccess:IAMUser-InstanceCredentialExfiltration.OutsideAWS", 8.0, "111122223333:access_key:ASIAQWERTYUIOPASDFGH",  # noqa: E501
+        ("securityhub", "TTPs/Credential Access/UnauthorizedAccess:IAMUser-InstanceCredentialExfiltration.OutsideAWS", 7.5, "111122223333:access_key:ASIAQWERTYUIOPASDFGH",  # noqa: E501
          [("access_key", "ASIAQWERTYUIOPASDFGH"), ("iam_role", "ml-inference-role")]),
         ("securityhub", "Software and Configuration Checks/Industry and Regulatory Standards", 9.0, "111122223333:bucket:training-data-bucket",  # noqa: E501
          [("bucket", "training-data-bucket")]),

@@ -27,6 +27,7 @@ from tests.source_kit import FIXTURE, head_equals_full, sound, v2_event
 ROOT = Path(__file__).resolve().parents[2]
 RECON = "TTPs/Discovery/Recon:IAMUser-UserPermissions"
 MALICIOUS_IP = "TTPs/Initial Access/UnauthorizedAccess:IAMUser-MaliciousIPCaller"
+DATA_EXPOSURE = "Effects/Data Exposure"
 PROVIDER_TYPES, PROVIDER_LABEL = "FindingProviderFields.Types[]", "FindingProviderFields.Severity.Label"
 
 
@@ -58,6 +59,33 @@ def test_the_provider_s_types_in_unmapped_classify_guardduty_s_ocsf_copy(provide
     [event] = decode_doc(doc)
     assert event.threat is not None
     assert event.threat.category is ThreatCategory.DISCOVERY
+
+
+@pytest.mark.parametrize("flat", ["{a},{b}", "{a}, {b}", " {a} ,{b} "])
+@pytest.mark.parametrize("order", [(RECON, DATA_EXPOSURE), (DATA_EXPOSURE, RECON)])
+def test_security_lake_s_comma_joined_provider_types_are_split_before_classifying(
+        flat: str, order: tuple[str, str]) -> None:
+    """Security Lake flattens the provider's Types list to "A,B": each type classifies, in either order."""
+    doc = _relabelled()
+    doc["unmapped"][PROVIDER_TYPES] = flat.format(a=order[0], b=order[1])
+    for each in (doc, v2_event(doc)):
+        [event] = decode_doc(copy.deepcopy(each))
+        assert event.threat is not None
+        assert event.threat.category is ThreatCategory.DISCOVERY
+        head_equals_full(copy.deepcopy(each))
+
+
+@pytest.mark.parametrize("provider", ["", " ", ",", [], {}, 7, [None], {"types": [MALICIOUS_IP]}])
+def test_an_empty_or_malformed_provider_types_is_not_a_gap_for_finding_info_types(provider: Any,
+                                                                                  shipped: Matcher) -> None:
+    """An empty or malformed provider Types in `unmapped` classifies nothing; `finding_info.types` is not read."""
+    doc = _relabelled()
+    doc["unmapped"][PROVIDER_TYPES] = provider
+    for each in (doc, v2_event(doc)):
+        [event] = decode_doc(copy.deepcopy(each))
+        assert event.threat is None or event.threat.category is not ThreatCategory.CREDENTIAL_COMPROMISE
+        assert [m.runbook.id for m in shipped.match(event)] == []
+        head_equals_full(copy.deepcopy(each))
 
 
 def test_finding_info_types_classify_when_the_copy_keeps_no_provider_types() -> None:

@@ -142,10 +142,10 @@ def _medium_guardduty(original: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("original", ["NaN", "Infinity", "1e400", "99", "-1", "2"])
-def test_guardduty_s_number_outside_its_label_leaves_the_normalized_score(original: str) -> None:
-    """A GuardDuty `Original` that is not a number in its label's band is skipped, and Normalized/10 is scored."""
+def test_guardduty_s_number_outside_its_label_leaves_the_label_s_score(original: str) -> None:
+    """A GuardDuty `Original` that is no number in its label's band is skipped: the provider's label scores (5.0)."""
     [event] = decode_doc(_medium_guardduty(original))
-    assert event.severity.score == 4.0
+    assert event.severity.score == 5.0
 
 
 def test_guardduty_s_own_severity_fields_win_over_the_customer_s() -> None:
