@@ -109,6 +109,15 @@ class Incident:
         if notifies and result.key:
             self.notified[f"{result.step}\x1f{result.target}"] = result.key
 
+    def took_outputs(self, result: StepResult) -> None:
+        """An ok result's outputs feed the later steps as `${steps.<id>.result.…}`; the outputs its lost reply carried
+        that no read could give (`outputs_lost`) are kept beside them (`lost`, which no runbook path can name), so
+        a later step reading one fails rather than reads it as not set (responder/engine/resolution.py)."""
+        entry: dict[str, object] = {"result": result.outputs or {}}
+        if result.outputs_lost:
+            entry["lost"] = tuple(result.outputs_lost)
+        self.step_outputs[result.step] = entry
+
     def escalate(self, step: str, event_id: str, *, dry_run: bool) -> None:
         """`event_id`'s run recorded `step.escalated` for the failure of `step` (`dry_run`: a dry run's)."""
         (self.escalated_dry if dry_run else self.escalated)[step] = event_id

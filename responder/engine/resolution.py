@@ -2,12 +2,14 @@
 and validated, and its target; or why not (`NotNow`, `Invalid`, with what it was meant to act on).
 
 Nothing from the event is evaluated as code: parameters are rendered by responder/engine/templating.py. A step that
-resolved is run by responder/engine/runner.py.
+resolved is run by responder/engine/runner.py. A step reading an output an earlier step lost (its reply was lost and
+no read gave it back: `outputs_lost`) is `Invalid`, naming both, so it fails and escalates instead of reading it as
+not set (docs/engine.md#outputs-of-a-step-whose-reply-was-lost).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -15,10 +17,10 @@ from pydantic import BaseModel, ValidationError
 
 from responder.actuators.base import Actuator
 from responder.actuators.registry import Registry
-from responder.engine.templating import render
+from responder.engine.templating import placeholders, render
 from responder.errors import TemplateError
 from responder.models.runbook import Step
-from responder.rules.conditions import describe, first_failure
+from responder.rules.conditions import describe, first_failure, holds, leaves
 
 
 class Resolved(NamedTuple):
@@ -60,8 +62,68 @@ def intended(with_: Mapping[str, Any], scope: Mapping[str, Any]) -> str:
     return "unresolved: " + ", ".join(parts)
 
 
+def reads(step: Step) -> Iterator[tuple[str, Sequence[int | str]]]:
+    """Every path a step reads (parameters and `when`), with where (relative to the step)."""
+    for name, value in step.with_.items():
+        for ref in placeholders(value):
+            yield ref, ("with", name)
+    for j, node in enumerate(step.when):
+        for cond in leaves([node]):
+            yield cond.field, ("when", j)
+
+
+def _lost(steps: Any) -> dict[str, Collection[str]] | None:
+    """The outputs lost by the earlier steps, by step id (`Incident.took_outputs`); None when none was."""
+    found = None
+    for sid, entry in (steps or {}).items():
+        lost = entry.get("lost") if isinstance(entry, Mapping) else None
+        if lost:
+            found = found or {}
+            found[sid] = lost
+    return found
+
+
+def _lost_keys(path: str, lost: Mapping[str, Collection[str]]) -> tuple[str, list[str]] | None:
+    """The step and the lost outputs `path` reads (an output of it, or its whole result), or None."""
+    parts = path.split(".", 4)
+    if len(parts) < 3 or parts[0] != "steps" or parts[2] != "result" or parts[1] not in lost:
+        return None
+    keys = list(lost[parts[1]])
+    if len(parts) > 3:
+        return (parts[1], [parts[3]]) if parts[3] in keys else None
+    return parts[1], keys
+
+
+def _lost_error(paths: list[str], lost: Mapping[str, Collection[str]]) -> str:
+    """Why a step reading `paths` cannot resolve: each earlier step and the outputs of it that were lost."""
+    by_step: dict[str, list[str]] = {}
+    for path in paths:
+        sid, keys = _lost_keys(path, lost) or ("", [])
+        by_step.setdefault(sid, []).extend(k for k in keys if k not in by_step.get(sid, []))
+    told = "; ".join(f"step {sid} acted, but its output{'s' if len(ks) > 1 else ''} {', '.join(map(repr, ks))} "
+                     f"{'were' if len(ks) > 1 else 'was'} lost" for sid, ks in by_step.items())
+    return (f"{told} (its reply was lost, or a crash came after it acted, and no read of the target gives it back): "
+            f"{', '.join(paths)} cannot be read; check {', '.join(by_step)} by hand")
+
+
+def _unreadable(step: Step, scope: Mapping[str, Any], lost: Mapping[str, Collection[str]]) -> NotNow | Invalid | None:
+    """A step reading an output an earlier step lost: skipped when a `when` test that reads none fails (it would be
+    whatever the output held), else failed naming the step and the outputs, never read as not set."""
+    paths = [c.field for c in leaves(step.when)] + [path for path, where in reads(step) if where[0] == "with"]
+    unreadable = list(dict.fromkeys(p for p in paths if _lost_keys(p, lost) is not None))
+    if not unreadable:
+        return None
+    for node in step.when:
+        if all(_lost_keys(c.field, lost) is None for c in leaves([node])) and not holds(node, scope):
+            return NotNow(describe(node))
+    return Invalid(_lost_error(unreadable, lost), intended(step.with_, scope))
+
+
 def resolve_step(step: Step, scope: Mapping[str, Any], registry: Registry) -> Resolved | NotNow | Invalid:
     """Bind a runbook step to one event's scope: its actuator, validated params and target."""
+    lost = _lost(scope.get("steps"))
+    if lost is not None and (unreadable := _unreadable(step, scope, lost)) is not None:
+        return unreadable
     failed_when = first_failure(step.when, scope)
     if failed_when is not None:
         return NotNow(describe(failed_when))

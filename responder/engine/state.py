@@ -115,8 +115,8 @@ class EngineState(DecidedSteps):
             found = self.incidents.by_id.get(incident)
             if found is not None and result.ok:
                 found.applied(result, notifies=self.notifies(result.actuator))
-            if found is not None and result.ok and result.outputs is not None:
-                found.step_outputs[result.step] = {"result": result.outputs}
+            if found is not None and result.ok and (result.outputs is not None or result.outputs_lost):
+                found.took_outputs(result)
 
     def plan(self, key: str, incident: str) -> None:
         """A dry run planned an escalation step key that no guard would refuse (`planned`, kept by its incident)."""
