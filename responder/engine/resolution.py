@@ -76,7 +76,7 @@ def _lost(steps: Any) -> dict[str, Collection[str]] | None:
     """The outputs lost by the earlier steps, by step id (`Incident.took_outputs`); None when none was."""
     found = None
     for sid, entry in (steps or {}).items():
-        lost = entry.get("lost") if isinstance(entry, Mapping) else None
+        lost = entry.get("lost") if type(entry) is dict else None
         if lost:
             found = found or {}
             found[sid] = lost

@@ -12,6 +12,7 @@ import pytest
 from responder.actuators.base import ActuationContext
 from responder.actuators.rebuilt import rebuild
 from responder.actuators.retry import settled_by_verify
+from responder.engine.snapshot import EngineSnapshot
 from responder.models.step import StepResult
 from tests.fakes import FakeIam, Killed
 from tests.kit import ESCALATE, Kit
@@ -118,13 +119,17 @@ async def test_a_when_that_fails_without_the_lost_output_still_skips(tmp_path: P
 
 
 async def test_lost_outputs_survive_a_restart(tmp_path: Path) -> None:
-    """The lost outputs are rebuilt from the timeline on restart, so a later reader still fails rather than skips."""
+    """The lost outputs are rebuilt from the timeline on restart and kept by a snapshot, for a later reader to fail."""
     kit, marker = marker_kit(tmp_path, READ_VERDICT)
     marker.lose_replies = 1
     await kit.send()
     kit.start()
     [incident] = kit.engine.state.incidents.all()
     assert incident.step_outputs["mark"]["lost"] == ("verdict",)
+    snapshot = EngineSnapshot.model_validate_json(kit.engine.state.snapshot().model_dump_json())
+    kit.engine.state.restore(snapshot)
+    [restored] = kit.engine.state.incidents.all()
+    assert list(restored.step_outputs["mark"]["lost"]) == ["verdict"]  # type: ignore[call-overload]
 
 
 async def test_crash_recovery_rebuilds_outputs_for_later_steps(tmp_path: Path) -> None:
