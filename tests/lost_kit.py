@@ -7,22 +7,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, JsonValue
+from pydantic import JsonValue
 
-from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
+from responder.actuators.base import ActuationContext, ActuationResult
 from responder.errors import TransientActuationError
-from tests.fakes import Killed
+from tests.fakes import Echo, EchoParams, Killed
 from tests.kit import HEADER, Kit, make_kit
 
 
-class MarkParams(Params):
-    """What to mark, and the text the mark carries."""
-
-    target: str = Field(pattern=r"^[a-z0-9-]{1,32}$")
-    message: str = Field(default="", max_length=200)
-
-
-class Marker(Actuator[MarkParams]):
+class Marker(Echo):
     """Marks its target; returns the mark's text (which a read gives back) and a verdict (which no read does).
 
     Example::
@@ -33,11 +26,10 @@ class Marker(Actuator[MarkParams]):
     """
 
     name = "test.mark"
-    params = MarkParams
     example_outputs: ClassVar[Mapping[str, JsonValue]] = {"message": "hello", "verdict": True}
-    permissions = ("none:None",)
 
     def __init__(self) -> None:
+        super().__init__()
         self.marks: dict[str, str] = {}
         self.applies = 0
         self.lose_replies = 0
@@ -47,13 +39,7 @@ class Marker(Actuator[MarkParams]):
         self.die_after = False
         """Whether the next apply kills the process (`Killed`) once it has made the mark."""
 
-    def target(self, p: MarkParams) -> str:
-        return p.target
-
-    async def plan(self, p: MarkParams, ctx: ActuationContext) -> PlanPreview:
-        return PlanPreview(target=p.target, summary=f"mark {p.target}")
-
-    async def apply(self, p: MarkParams, ctx: ActuationContext) -> ActuationResult:
+    async def apply(self, p: EchoParams, ctx: ActuationContext) -> ActuationResult:
         self.applies += 1
         changed = self.marks.get(p.target) != p.message
         self.marks[p.target] = p.message
@@ -65,10 +51,10 @@ class Marker(Actuator[MarkParams]):
             raise TransientActuationError("read timeout after the mark was made", code="Timeout")
         return ActuationResult(changed=changed, target=p.target, outputs={"message": p.message, "verdict": True})
 
-    async def verify(self, p: MarkParams, ctx: ActuationContext) -> bool:
+    async def verify(self, p: EchoParams, ctx: ActuationContext) -> bool:
         return self.marks.get(p.target) == p.message
 
-    async def outputs_now(self, p: MarkParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+    async def outputs_now(self, p: EchoParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         if not self.readable or p.target not in self.marks:
             return None
         return {"message": self.marks[p.target]}

@@ -14,9 +14,9 @@ from responder.actuators.rebuilt import rebuild
 from responder.actuators.retry import settled_by_verify
 from responder.engine.snapshot import EngineSnapshot
 from responder.models.step import StepResult
-from tests.fakes import FakeIam, Killed
+from tests.fakes import EchoParams, FakeIam, Killed
 from tests.kit import ESCALATE, Kit
-from tests.lost_kit import Marker, MarkParams, marker_kit
+from tests.lost_kit import Marker, marker_kit
 
 MARK = """\
 steps:
@@ -60,20 +60,24 @@ async def _crashed_then_redelivered(kit: Kit, marker: Marker) -> None:
     await kit.send()
 
 
+def _read_back_and_fed(kit: Kit, marker: Marker) -> dict[str, Any]:
+    """The mark applied once, recorded with the text read back and `verdict` lost, and the note given that text;
+    the mark's result."""
+    mark = _results(kit)["mark"]
+    assert marker.applies == 1
+    assert (mark["status"], mark["outputs"]) == ("ok", {"message": "hello"})
+    assert (mark["outputs_rebuilt"], mark["outputs_lost"]) == (True, ["verdict"])
+    assert _results(kit)["note"]["status"] == "ok"
+    assert [p.message for p in kit.echo.applied] == ["got hello"]
+    return mark
+
+
 async def test_settled_by_verify_rebuilds_outputs_for_later_steps(tmp_path: Path) -> None:
     """A lost reply settled by verify() records the outputs read back, and a later step reads them."""
     kit, marker = marker_kit(tmp_path, READ_MESSAGE)
     marker.lose_replies = 1
     await kit.send()
-    results = _results(kit)
-    assert marker.applies == 1
-    assert results["mark"]["status"] == "ok"
-    assert results["mark"]["verified"] is True
-    assert results["mark"]["outputs"] == {"message": "hello"}
-    assert results["mark"]["outputs_rebuilt"] is True
-    assert results["mark"]["outputs_lost"] == ["verdict"]
-    assert results["note"]["status"] == "ok"
-    assert [p.message for p in kit.echo.applied] == ["got hello"]
+    assert _read_back_and_fed(kit, marker)["verified"] is True
 
 
 async def test_settled_by_verify_lost_output_fails_the_reader_and_escalates(tmp_path: Path) -> None:
@@ -136,14 +140,7 @@ async def test_crash_recovery_rebuilds_outputs_for_later_steps(tmp_path: Path) -
     """An open intent resolved by verify() after a crash records its outputs read back; a later step reads them."""
     kit, marker = marker_kit(tmp_path, READ_MESSAGE)
     await _crashed_then_redelivered(kit, marker)
-    results = _results(kit)
-    assert marker.applies == 1
-    assert results["mark"]["recovered"] is True
-    assert results["mark"]["outputs"] == {"message": "hello"}
-    assert results["mark"]["outputs_rebuilt"] is True
-    assert results["mark"]["outputs_lost"] == ["verdict"]
-    assert results["note"]["status"] == "ok"
-    assert [p.message for p in kit.echo.applied] == ["got hello"]
+    assert _read_back_and_fed(kit, marker)["recovered"] is True
 
 
 async def test_crash_recovery_lost_output_fails_the_reader_and_escalates(tmp_path: Path) -> None:
@@ -161,7 +158,7 @@ async def test_crash_recovery_lost_output_fails_the_reader_and_escalates(tmp_pat
 async def test_settled_by_verify_carries_rebuilt_and_lost() -> None:
     """`settled_by_verify` answers the outputs `outputs_now` read, with which declared ones are lost."""
     marker = Marker()
-    p = MarkParams(target="t1", message="hi")
+    p = EchoParams(target="t1", message="hi")
     ctx = ActuationContext(aws=FakeIam())
     marker.marks["t1"] = "hi"
     done = await settled_by_verify(marker, p, ctx)()
@@ -173,11 +170,11 @@ async def test_a_failing_read_loses_every_output() -> None:
     """`outputs_now` raising (a bug, an AWS error) loses every declared output and never the result."""
     marker = Marker()
 
-    async def broken(p: MarkParams, ctx: ActuationContext) -> dict[str, Any]:
+    async def broken(p: EchoParams, ctx: ActuationContext) -> dict[str, Any]:
         raise KeyError("Snapshots")
 
     marker.outputs_now = broken  # type: ignore[method-assign]
-    got = await rebuild(marker, MarkParams(target="t1"), ActuationContext(aws=FakeIam()))
+    got = await rebuild(marker, EchoParams(target="t1"), ActuationContext(aws=FakeIam()))
     assert got.fields() == {"outputs": {}, "outputs_rebuilt": False, "outputs_lost": ["message", "verdict"]}
 
 
