@@ -2,14 +2,15 @@
 and validated, and its target; or why not (`NotNow`, `Invalid`, with what it was meant to act on).
 
 Nothing from the event is evaluated as code: parameters are rendered by responder/engine/templating.py. A step that
-resolved is run by responder/engine/runner.py. A step reading an output an earlier step lost (its reply was lost and
-no read gave it back: `outputs_lost`) is `Invalid`, naming both, so it fails and escalates instead of reading it as
-not set (docs/engine.md#outputs-of-a-step-whose-reply-was-lost).
+resolved is run by responder/engine/runner.py. A step whose parameters read an output an earlier step lost (its reply
+was lost and no read gave it back: `outputs_lost`), or whose `when` has no answer without one (judged with three
+values), is `Invalid`, naming both, so it fails and escalates instead of reading it as not set
+(docs/engine.md#outputs-of-a-step-whose-reply-was-lost).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -19,7 +20,7 @@ from responder.actuators.base import Actuator
 from responder.actuators.registry import Registry
 from responder.engine.templating import placeholders, render
 from responder.errors import TemplateError
-from responder.models.runbook import Step
+from responder.models.runbook import AnyOf, Condition, ConditionNode, NotOf, Step
 from responder.rules.conditions import describe, first_failure, holds, leaves
 
 
@@ -106,17 +107,47 @@ def _lost_error(paths: list[str], lost: Mapping[str, Collection[str]]) -> str:
             f"{', '.join(paths)} cannot be read; check {', '.join(by_step)} by hand")
 
 
+def _whole_exists(cond: Condition) -> bool:
+    """An `exists` test on a step's whole result (`steps.<id>.result`): known for a step recorded ok, whatever it
+    lost."""
+    return cond.op == "exists" and cond.field.count(".") == 2
+
+
+def _judged(node: ConditionNode, scope: Mapping[str, Any], lost: Mapping[str, Collection[str]]) -> bool | None:
+    """Whether `node` holds whatever the lost outputs held (True, False), or None when that depends on one: a test
+    reading a lost output is unknown, every other test is evaluated as usual (`holds`); `all` is false when a part is,
+    true when every part is, `any` the mirror, `not` swaps true and false and keeps unknown."""
+    if isinstance(node, Condition):
+        return holds(node, scope) if _lost_keys(node.field, lost) is None or _whole_exists(node) else None
+    if isinstance(node, NotOf):
+        inner = _judged(node.not_, scope, lost)
+        return None if inner is None else not inner
+    decides = isinstance(node, AnyOf)  # the value that one part gives the whole: true for `any`, false for `all`
+    parts = [_judged(n, scope, lost) for n in (node.any if isinstance(node, AnyOf) else node.all)]
+    if decides in parts:
+        return decides
+    return None if None in parts else not decides
+
+
 def _unreadable(step: Step, scope: Mapping[str, Any], lost: Mapping[str, Collection[str]]) -> NotNow | Invalid | None:
-    """A step reading an output an earlier step lost: skipped when a `when` test that reads none fails (it would be
-    whatever the output held), else failed naming the step and the outputs, never read as not set."""
-    paths = [c.field for c in leaves(step.when)] + [path for path, where in reads(step) if where[0] == "with"]
-    unreadable = list(dict.fromkeys(p for p in paths if _lost_keys(p, lost) is not None))
-    if not unreadable:
+    """A step reading an output an earlier step lost: skipped when its `when` fails whatever the output held (a test
+    that does not hold), failed naming the step and the outputs when the `when`'s answer depends on a lost output or
+    a parameter reads one; never read as not set. None: the step's answer does not depend on a lost output."""
+    def unknown(conds: Iterable[Condition]) -> list[str]:
+        return [c.field for c in conds if not _whole_exists(c) and _lost_keys(c.field, lost) is not None]
+
+    params = [path for path, where in reads(step) if where[0] == "with" and _lost_keys(path, lost) is not None]
+    if not params and not unknown(leaves(step.when)):
         return None
-    for node in step.when:
-        if all(_lost_keys(c.field, lost) is None for c in leaves([node])) and not holds(node, scope):
+    undecided: list[str] = []
+    for node in step.when:  # a list of tests is an `all`: one that fails skips the step, unknown or not the rest
+        judged = _judged(node, scope, lost)
+        if judged is False:
             return NotNow(describe(node))
-    return Invalid(_lost_error(unreadable, lost), intended(step.with_, scope))
+        if judged is None:
+            undecided += unknown(leaves([node]))
+    unreadable = list(dict.fromkeys(undecided + params))
+    return Invalid(_lost_error(unreadable, lost), intended(step.with_, scope)) if unreadable else None
 
 
 def resolve_step(step: Step, scope: Mapping[str, Any], registry: Registry) -> Resolved | NotNow | Invalid:
