@@ -95,7 +95,7 @@ class StepRunning(FailureEscalation):
             # cannot block containment when the real alert for the same target arrives. A success whose
             # state drifted (e.g. a key re-activated by hand) runs again on a new, distinct event.
             rec.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done"}, incident.id)
-            incident.took_outputs(done)
+            incident.took_outputs(done, self.state.declared(done.actuator))
             if done.verified is False and step.id in incident.owed:  # a crash cut its escalation short: finish it
                 await self._failed(rb, incident, event, scope, plan, done, escalating, resumed=True)
             return Outcome.OK if done.ok else Outcome.FAILED
