@@ -83,3 +83,32 @@ async def test_a_later_step_on_an_old_recovered_output_fails_and_escalates(tmp_p
     assert act["status"] == "failed"
     assert "its output 'verdict' was lost" in act["error"]
     assert [(p.target, p.message) for p in kit.echo.applied] == [("oncall", "act failed")]
+
+
+async def test_a_recovered_result_whose_outputs_were_all_read_back_is_not_lost(tmp_path: Path) -> None:
+    """This release's recovered result with every output read back feeds later steps live, replayed and merged."""
+    kit, marker = marker_kit(tmp_path, READ_VERDICT)
+
+    async def everything(p: Any, ctx: Any) -> dict[str, Any]:  # a read that gives back every declared output
+        return {"message": marker.marks[p.target], "verdict": True}
+
+    marker.outputs_now = everything  # type: ignore[method-assign]
+    marker.die_after = True
+    with pytest.raises(Killed):
+        await kit.send()
+    kit.start()
+    await kit.send()
+    results = {str(b["step"]): b for b in kit.entries("step.result")}
+    assert results["mark"]["recovered"] is True
+    assert "outputs_lost" not in results["mark"]
+    assert results["act"]["status"] == "ok"
+    [incident] = kit.engine.state.incidents.all()
+    assert "lost" not in incident.step_outputs["mark"]
+    kit.start()  # replayed from the timeline
+    [incident] = kit.engine.state.incidents.all()
+    assert "lost" not in incident.step_outputs["mark"]
+    part = EngineSnapshot.model_validate_json(kit.engine.state.snapshot().model_dump_json())
+    kit.engine.state.clear()
+    merge(kit.engine.state, [part])  # merged from a fleet slice
+    [incident] = kit.engine.state.incidents.all()
+    assert "lost" not in incident.step_outputs["mark"]

@@ -102,3 +102,17 @@ async def test_a_parameter_on_a_lost_output_fails_even_when_the_when_holds(tmp_p
     assert act["status"] == "failed"
     assert "its output 'verdict' was lost" in act["error"]
     assert [(p.target, p.message) for p in kit.echo.applied] == [("oncall", "act failed")]
+
+
+async def test_not_of_an_all_that_fails_without_the_lost_output_runs(tmp_path: Path) -> None:
+    """`not` of an `all` with a part that does not hold runs the step, whatever the lost output held."""
+    act, skipped, echoed = await _act(tmp_path, f"      - not: {{all: [{FAILS}, {LOST}]}}\n")
+    assert act.get("status") == "ok"
+    assert (skipped, echoed) == ([], [("t2", "contain")])
+
+
+async def test_any_of_an_all_known_to_hold_beside_the_lost_output_runs(tmp_path: Path) -> None:
+    """`any` whose known `all` part holds runs the step, whatever the lost output held."""
+    act, skipped, echoed = await _act(tmp_path, f"      - any: [{{all: [{HOLDS}, {HOLDS}]}}, {LOST}]\n")
+    assert act.get("status") == "ok"
+    assert (skipped, echoed) == ([], [("t2", "contain")])
