@@ -90,6 +90,11 @@ class ActuationResult(BaseModel):
     prior: dict[str, JsonValue] = Field(default_factory=dict)
     after: dict[str, JsonValue] = Field(default_factory=dict)
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    outputs_rebuilt: bool | None = None
+    """Set by a settle only, never by `apply`: the reply that carried the outputs was lost, and they were rebuilt
+    from a read of the target (`Actuator.outputs_now`: True) or could not be (False)."""
+    outputs_lost: list[str] | None = None
+    """Set with `outputs_rebuilt`: the declared outputs whose values are not known (a later step reading one fails)."""
 
 
 class PlanPreview(BaseModel):
@@ -159,6 +164,16 @@ class Actuator(Generic[P]):
 
         Read once before the first attempt and bound to the intent, so a retry never records its own
         earlier change as the prior state; undo compares it with the recorded after-state.
+        """
+        return None
+
+    async def outputs_now(self, p: P, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The outputs `apply` returned, rebuilt by reading the target once its change holds (`verify()` said so), for
+        a step whose reply was lost (a retry that finds its lost attempt's change, an open intent after a crash).
+
+        Only keys whose value a read proves are returned, each what `apply` would have returned; a declared key left
+        out is recorded as lost, and a later step reading it fails (and escalates) rather than guessing. None (the
+        default): nothing can be read back, so every declared output is lost. Never a fabricated value.
         """
         return None
 

@@ -23,6 +23,7 @@ from tenacity import (
 )
 
 from responder.actuators.base import ActuationResult
+from responder.actuators.rebuilt import rebuild
 from responder.errors import PermanentActuationError, TransientActuationError
 from responder.tracing import active, span
 
@@ -117,7 +118,8 @@ def settled_by_verify(actuator: Any, params: Any, ctx: Any) -> Callable[[], Awai
     """A `settled` check for `with_retries`: when `verify()` says the desired state holds, the lost attempt applied.
 
     The result says `changed` (an earlier attempt made the change), with the after-state read back by
-    `observe()` and no outputs: the reply that carried them was lost. A transient error while verifying is
+    `observe()` and the outputs read back by `outputs_now()` (`rebuild`): the reply that carried them was lost, so
+    `outputs_rebuilt` and `outputs_lost` say which could be read. A transient error while verifying is
     raised, so it costs an attempt and never leads to a second apply; only a definite "not there" (or a
     permanent error reading it) lets the retry apply again.
     """
@@ -135,7 +137,8 @@ def settled_by_verify(actuator: Any, params: Any, ctx: Any) -> Callable[[], Awai
             after = await actuator.observe(params, ctx) if hasattr(actuator, "observe") else None
         except (TransientActuationError, PermanentActuationError, TimeoutError):
             after = None
-        return ActuationResult(changed=True, target=actuator.target(params), after=after or {})
+        rebuilt = await rebuild(actuator, params, ctx)
+        return ActuationResult(changed=True, target=actuator.target(params), after=after or {}, **rebuilt.fields())
 
     return check
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fnmatch import fnmatchcase
 
-from responder.catalog.checks import Problem, leaves, reads
+from responder.catalog.checks import Problem
 from responder.catalog.templates import did_you_mean
+from responder.engine.resolution import reads
 from responder.engine.templating import placeholders
 from responder.models.runbook import Runbook
 from responder.normalise.registry import attribute_names, sources
 from responder.normalise.threats import declared
+from responder.rules.conditions import leaves
 
 PREFIX = "event.attributes."
 

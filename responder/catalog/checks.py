@@ -15,26 +15,16 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from responder.actuators.registry import Registry
 from responder.catalog.operands import operand_type_problem
 from responder.catalog.templates import malformed_problems
+from responder.engine.resolution import reads
 from responder.engine.templating import PLACEHOLDER, placeholders
-from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf, OnTimeout, Runbook, Step
+from responder.models.runbook import ConditionNode, OnTimeout, Runbook, Step
 from responder.normalise.registry import sources
 from responder.normalise.threats import declared
+from responder.rules.conditions import leaves
 from responder.rules.operators import validate_operand
 from responder.rules.paths import NAMESPACES, path_problem
 
 Problem = tuple[str, Sequence[int | str]]
-
-
-def leaves(nodes: Iterable[ConditionNode]) -> Iterator[Condition]:
-    for n in nodes:
-        if isinstance(n, Condition):
-            yield n
-        elif isinstance(n, AllOf):
-            yield from leaves(n.all)
-        elif isinstance(n, AnyOf):
-            yield from leaves(n.any)
-        elif isinstance(n, NotOf):
-            yield from leaves([n.not_])
 
 
 def _conditions(nodes: Sequence[ConditionNode], loc: Sequence[int | str], earlier: Iterable[str],
@@ -157,16 +147,6 @@ def _categories(rb: Runbook, matched: list[str]) -> Iterator[Problem]:
         yield (f"trigger.category {category.value!r}: no decoder of {', '.join(matched)} produces it; they produce "
                f"{', '.join(sorted(c.value for c in produced)) or 'no category'} (produced by: "
                f"{', '.join(elsewhere) or 'no source'}; docs/threats.md)"), ["trigger", "category", k]
-
-
-def reads(step: Step) -> Iterator[tuple[str, Sequence[int | str]]]:
-    """Every path a step reads (parameters and `when`), with where (relative to the step)."""
-    for name, value in step.with_.items():
-        for ref in placeholders(value):
-            yield ref, ("with", name)
-    for j, node in enumerate(step.when):
-        for cond in leaves([node]):
-            yield cond.field, ("when", j)
 
 
 def _outputs(rb: Runbook, registry: Registry) -> Iterator[Problem]:

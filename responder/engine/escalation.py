@@ -81,7 +81,7 @@ class EscalationRelease(StepRunning):
         killed = self.guards.policy.killed() or (self.fleet_guard is not None and self.fleet_guard.killed)
         opened = self.state.intent(key) is not None
         if opened and (hard or killed) and await verified(call):
-            return self._recovered(head, incident)
+            return await self._recovered(call, head, incident)
         if hard:  # approved or not, a protected resource is never touched
             for trip in hard:
                 self.recorder.append(EntryKind.GUARD_TRIPPED, {**head.body(), **trip.body()}, incident.id)

@@ -85,6 +85,7 @@ class Engine(EscalationRelease, Admission):
         self.requests_topic = requests_topic
         self.state = EngineState()
         self.state.notifies = lambda name: name in registry and registry.get(name).notifies
+        self.state.declared = lambda name: tuple(registry.get(name).example_outputs) if name in registry else ()
         self.runbooks: dict[str, Runbook] = {}
         self.decisions = Decisions(self.state, recorder, keys=approval_keys or KeyRing(), publisher=publisher,
                                    requests_topic=requests_topic, clock=clock, runbook=self.runbooks.get,

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from responder.models.event import stable_id
 from responder.models.step import StepResult
+
+
+def old_recovered(result: StepResult) -> bool:
+    """Whether an ok result was recovered after a crash by the release before 2026-12-08, which recorded no outputs
+    for it (this one records them, `{}` when none, with `outputs_rebuilt` when its actuator declares some)."""
+    return bool(result.recovered) and result.outputs is None and result.outputs_rebuilt is None
 
 
 @dataclass
@@ -108,6 +114,18 @@ class Incident:
                 self.owed.pop(result.step, None)
         if notifies and result.key:
             self.notified[f"{result.step}\x1f{result.target}"] = result.key
+
+    def took_outputs(self, result: StepResult, declared: Collection[str] = ()) -> None:
+        """An ok result's outputs feed the later steps as `${steps.<id>.result.…}`; the outputs its lost reply carried
+        that no read could give (`outputs_lost`) are kept beside them (`lost`, a list, which no runbook path can
+        name), so a later step reading one fails rather than reads it as not set (responder/engine/resolution.py).
+        A result recovered after a crash by the release before 2026-12-08 recorded no outputs: every output its
+        actuator declares (`declared`) was lost."""
+        entry: dict[str, object] = {"result": result.outputs or {}}
+        lost = result.outputs_lost or (list(declared) if old_recovered(result) else None)
+        if lost:
+            entry["lost"] = list(lost)
+        self.step_outputs[result.step] = entry
 
     def escalate(self, step: str, event_id: str, *, dry_run: bool) -> None:
         """`event_id`'s run recorded `step.escalated` for the failure of `step` (`dry_run`: a dry run's)."""

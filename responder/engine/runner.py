@@ -123,6 +123,10 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     changed = done.changed or (before is not None and before != done.after)
     values = {**head, "status": _OK_STATUS, "changed": changed, "verified": ok, "prior": prior,
               "after": done.after, "outputs": done.outputs, "duration_ms": _since(started), **marks}
+    if done.outputs_rebuilt is not None:  # settled by verify(): its reply, with the outputs, was lost
+        values["outputs_rebuilt"] = done.outputs_rebuilt
+        if done.outputs_lost:
+            values["outputs_lost"] = done.outputs_lost
     # every value is checked already (the intent's head, the actuator's validated ActuationResult): no second
     # validation unless a writer's extra fields ride along, which only the validating constructor keeps as extras
     if values.keys() <= _RESULT_FIELDS:

@@ -10,14 +10,14 @@ granted, continuing) are kept by its base class, `DecidedSteps` (responder/engin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from pydantic import JsonValue
 
 from responder.engine.approvals import Parked
 from responder.engine.closedgroups import ClosedGroups
 from responder.engine.decided import DecidedSteps
-from responder.engine.incidents import IncidentBook
+from responder.engine.incidents import IncidentBook, old_recovered
 from responder.engine.quotas import QuotaWindows
 from responder.engine.snapshot import DoneStep, EngineSnapshot, InFlight, done_record, inflight_record
 from responder.models.plan import idempotency_key
@@ -42,6 +42,9 @@ class EngineState(DecidedSteps):
         self._planned: dict[str, str] = {}  # a dry run's escalation step keys planned → incident (`Incident.planned`)
         self.notifies: Callable[[str], bool] = frozenset[str]().__contains__  # the engine's registry says
         """Whether an actuator only tells a human (`Actuator.notifies`, `Incident.notified`)."""
+        self.declared: Callable[[str], Collection[str]] = lambda name: ()  # the engine's registry says
+        """The outputs an actuator declares (`Actuator.example_outputs`): all lost by a result the release before
+        2026-12-08 recovered after a crash (`Incident.took_outputs`)."""
         self.forgotten: list[tuple[str, str]] = []
         """(runbook, group key)s the last `evict` or `restore` dropped from the evicted group keys (past the
         horizon, or over the cap): a fleet tombstones their changelog records. Reset by each of those calls."""
@@ -115,8 +118,9 @@ class EngineState(DecidedSteps):
             found = self.incidents.by_id.get(incident)
             if found is not None and result.ok:
                 found.applied(result, notifies=self.notifies(result.actuator))
-            if found is not None and result.ok and result.outputs is not None:
-                found.step_outputs[result.step] = {"result": result.outputs}
+            if found is not None and result.ok and (result.outputs is not None or result.outputs_lost
+                                                    or old_recovered(result)):
+                found.took_outputs(result, self.declared(result.actuator))
 
     def plan(self, key: str, incident: str) -> None:
         """A dry run planned an escalation step key that no guard would refuse (`planned`, kept by its incident)."""
@@ -160,6 +164,18 @@ class EngineState(DecidedSteps):
         self.load_decided(snapshot.parked, snapshot.granted, snapshot.continuing)
         self.forgotten = self.closed.load(snapshot.closed)
         self._planned = {k: i.id for i in self.incidents.by_id.values() for k in i.planned}
+        self._old_recovered()
+
+    def _old_recovered(self) -> None:
+        """The steps a snapshot or fleet slice of the release before 2026-12-08 holds recovered after a crash: that
+        release kept no outputs for them (no step output, or an empty one), so every declared output is lost."""
+        for done in self._done.values():
+            found = self.incidents.by_id.get(done.incident or "")
+            if found is None or not done.result.ok or not old_recovered(done.result):
+                continue
+            kept = found.step_outputs.get(done.result.step)
+            if kept is None or (not kept.get("result") and "lost" not in kept):
+                found.took_outputs(done.result, self.declared(done.result.actuator))
 
     def evict(self, now: float, spans: Mapping[str, tuple[float, float]]) -> list[str]:
         """Drop incidents closed at `now` and their step results, and the quota runs no quota counts any more;

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from responder.actuators.base import ActuationContext
+from responder.actuators.rebuilt import rebuild
 from responder.actuators.registry import Registry
 from responder.actuators.retry import VerifySettle
 from responder.engine.approvals import RUNBOOK_APPROVAL, Parked
@@ -94,7 +95,7 @@ class StepRunning(FailureEscalation):
             # cannot block containment when the real alert for the same target arrives. A success whose
             # state drifted (e.g. a key re-activated by hand) runs again on a new, distinct event.
             rec.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "already_done"}, incident.id)
-            incident.step_outputs[step.id] = {"result": done.outputs or {}}
+            incident.took_outputs(done, self.state.declared(done.actuator))
             if done.verified is False and step.id in incident.owed:  # a crash cut its escalation short: finish it
                 await self._failed(rb, incident, event, scope, plan, done, escalating, resumed=True)
             return Outcome.OK if done.ok else Outcome.FAILED
@@ -140,7 +141,7 @@ class StepRunning(FailureEscalation):
             if not any(t.hard or t.guard == "kill_switch" for t in trips):
                 return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
             if await verified(call):
-                return self._recovered(head, incident)
+                return await self._recovered(call, head, incident)
         if grant is not None and (grant.params != values or grant.target != target):
             rec.append(EntryKind.APPROVAL_REJECTED, {**head.body(), "reason": "the step's parameters changed "
                                                      "since the approval was requested"}, incident.id)
@@ -172,9 +173,12 @@ class StepRunning(FailureEscalation):
             return Outcome.PARKED
         return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
 
-    def _recovered(self, head: StepHead, incident: Incident) -> Outcome:
-        """Record a step whose open intent verify() shows applied (the crash came after it acted)."""
-        recovered = StepResult(**head.body(), status=StepStatus.OK, changed=None, recovered=True)
+    async def _recovered(self, call: StepCall, head: StepHead, incident: Incident) -> Outcome:
+        """Record a step whose open intent verify() shows applied (the crash came after it acted), with the outputs
+        its lost reply carried read back (`outputs_now`), or recorded lost: later steps read them as the normal
+        path's (`Incident.took_outputs`)."""
+        rebuilt = await rebuild(call.actuator, call.params, call.ctx)
+        recovered = StepResult(**head.body(), status=StepStatus.OK, changed=None, recovered=True, **rebuilt.fields())
         self.recorder.append(EntryKind.STEP_RESULT, recovered.body(), incident.id)
         self.state.finish(recovered, incident.id)
         return Outcome.OK
@@ -186,7 +190,7 @@ class StepRunning(FailureEscalation):
         rec, key = self.recorder, str(head.key)
         pending = self.state.intent(key)
         if pending is not None and await verified(call):
-            return self._recovered(head, incident)
+            return await self._recovered(call, head, incident)
         previous = self.state.result(key)
         if previous is not None and previous.ok and previous.verified is False:  # still false after its settle: not a
             call = call._replace(settle=None)  # lag; read once, so a flood of re-applies cannot hold the chunk 5 s each

@@ -145,6 +145,13 @@ class StepResult(StepHead):
     prior: dict[str, JsonValue] | None = None
     after: dict[str, JsonValue] | None = None
     outputs: dict[str, JsonValue] | None = None
+    outputs_rebuilt: bool | None = None
+    """Set on an ok result whose reply was lost (settled by `verify()` on a retry, or `recovered` after a crash) and
+    whose actuator declares outputs: whether they were read back from the target (`Actuator.outputs_now`). Absent on
+    a result whose outputs `apply` returned (and on every entry written before 2026-12-08)."""
+    outputs_lost: list[str] | None = None
+    """With `outputs_rebuilt`: the declared outputs no read could give. A later step whose `when` or parameters read
+    one fails, naming the step and the output, and escalates (never read as not set)."""
     duration_ms: float | None = None
     verify_reads: int | None = None
     """How many times `verify()` read the target back, when a false first read was read again (`VerifySettle`)."""

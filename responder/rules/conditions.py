@@ -8,7 +8,7 @@ into closures at load time, so evaluation does no parsing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
@@ -142,6 +142,19 @@ def describe(node: ConditionNode) -> str:
     if isinstance(node, NotOf):
         return f"not({describe(node.not_)})"
     raise TypeError(f"not a condition: {node!r}")  # pragma: no cover
+
+
+def leaves(nodes: Iterable[ConditionNode]) -> Iterator[Condition]:
+    """Every leaf test of the condition trees (the paths a `when` reads are their fields)."""
+    for n in nodes:
+        if isinstance(n, Condition):
+            yield n
+        elif isinstance(n, AllOf):
+            yield from leaves(n.all)
+        elif isinstance(n, AnyOf):
+            yield from leaves(n.any)
+        elif isinstance(n, NotOf):
+            yield from leaves([n.not_])
 
 
 def innermost_failure(node: ConditionNode, scope: Mapping[str, Any]) -> Condition | None:

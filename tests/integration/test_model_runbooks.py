@@ -20,6 +20,7 @@ from responder.actuators.model.local import LocalStore
 from responder.actuators.registry import Registry
 from responder.catalog import load_runbooks
 from responder.engine import Engine
+from responder.errors import TransientActuationError
 from responder.models.event import Event
 from responder.normalise import decode_doc, normalise
 from responder.rules.matcher import Matcher
@@ -244,3 +245,31 @@ async def test_uncorroborated_integrity_alarm_switches_nothing_and_tells_a_human
     assert await store.quarantined("fraud-scorer") == set()
     assert [p["title"] for p in world.sent("notify.kafka.publish_message")] == [
         "model-integrity alarm, but the served version verifies"]
+
+
+async def test_tampered_rollback_with_a_lost_reply_never_skips_the_quarantine_silently(
+        store, tmp_path, keys, runbooks_dir, monkeypatch):
+    """The rollback's reply lost after it switched: `corroborated` no read gives back, so quarantine fails and pages."""
+    await _versions(store, tmp_path, [keys.private, keys.private, keys.private])
+    (store.root / "fraud-scorer" / "versions" / "v3" / "model" / "weights.bin").write_bytes(b"backdoored")
+    rollback = registry.get("model.rollback_to_last_signed")
+    real = rollback.apply
+
+    async def lost(p: Any, ctx: ActuationContext) -> ActuationResult:
+        await real(p, ctx)
+        monkeypatch.setattr(rollback, "apply", real)
+        raise TransientActuationError("ssm read-back throttled", code="Throttling")
+
+    monkeypatch.setattr(rollback, "apply", lost)
+    world = World(runbooks_dir)
+    await world.send(example("model-artifact-tampered"))
+    assert await store.serving("fraud-scorer") == "v2"
+    [rolled] = world.results("roll-back")
+    assert (rolled["status"], rolled["outputs"]["to"], rolled["outputs_rebuilt"]) == ("ok", "v2", True)
+    assert {"corroborated", "from"} <= set(rolled["outputs_lost"])
+    [quarantine] = world.results("quarantine")
+    assert quarantine["status"] == "failed"
+    unread = "steps.roll-back.result.corroborated, steps.roll-back.result.from cannot be read"
+    assert unread in quarantine["error"]
+    assert [(p["title"], p["fields"]["step"]) for p in world.sent("notify.kafka.publish_message")] == [
+        ("model artifact tampered: quarantine failed (model.quarantine_version)", "quarantine")]

@@ -180,6 +180,12 @@ class IsolateInstance(Actuator[InstanceParams]):
         current = await eni_groups(ctx, p.instance_id)
         return group is not None and bool(current) and all(g == [group] for g in current.values())
 
+    async def outputs_now(self, p: InstanceParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The quarantine group of the instance's VPC, when there is one."""
+        inst = await describe_instance(ctx, p.instance_id)
+        group = await quarantine_group(ctx, str(inst["VpcId"]), create=False)
+        return {"quarantine_group": group} if group is not None else None
+
     async def observe(self, p: InstanceParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """Each ENI's groups, read before the first attempt: a retry after a lost reply (or after some ENIs
         were swapped) still records the groups from before the isolation, which undo puts back."""

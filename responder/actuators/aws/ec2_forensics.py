@@ -116,5 +116,10 @@ class SnapshotVolumes(Actuator[InstanceParams]):
         alive = inst.get("State", {}).get("Name") not in ("shutting-down", "terminated")
         return alive and inst.get("RootDeviceType") == "instance-store"
 
+    async def outputs_now(self, p: InstanceParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The snapshots taken under the step's key (its tag), as `apply` lists them."""
+        taken = await snapshots_for(ctx, p.instance_id)
+        return {"snapshot_ids": [*sorted(taken.values())]}
+
     def reverse_params(self, p: InstanceParams, result: ActuationResult) -> dict[str, Any] | None:
         return None

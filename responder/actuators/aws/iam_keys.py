@@ -212,6 +212,14 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
         return (keys.get(p.access_key_id) == "Inactive" and record.get("replaces") == p.access_key_id
                 and keys.get(new_id) == "Active")
 
+    async def outputs_now(self, p: RotateKeyParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The new key the secret records as replacing the old one."""
+        record = await stored_rotation(ctx, p.secret_name) or {}
+        new_id = record.get("access_key_id")
+        if record.get("replaces") != p.access_key_id or not isinstance(new_id, str) or not new_id:
+            return None
+        return {"new_access_key_id": new_id, "secret_name": p.secret_name}
+
     def reverse_params(self, p: RotateKeyParams, result: ActuationResult) -> dict[str, Any] | None:
         if result.prior.get("status") != "Active":
             return None

@@ -156,6 +156,11 @@ class RevokeSessions(InlineDeny):
         return ActuationResult(changed=changed, target=self.target(p), prior={"document": before, "cutoff": old},
                                after={"document": doc, "cutoff": wanted}, outputs={"cutoff": wanted})
 
+    async def outputs_now(self, p: RevokeParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The cutoff in force (one a later incident moved forward since is the one that holds)."""
+        cutoff = _cutoff(await get_inline(ctx, p.principal_type, p.principal_name, self.policy))
+        return {"cutoff": cutoff} if cutoff is not None else None
+
     async def observe(self, p: PrincipalParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """The document and its cutoff now: the shape of `prior` and `after`."""
         doc = await get_inline(ctx, p.principal_type, p.principal_name, self.policy)

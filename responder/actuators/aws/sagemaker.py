@@ -107,6 +107,10 @@ class IsolateEndpoint(Actuator[EndpointParams]):
     async def verify(self, p: EndpointParams, ctx: ActuationContext) -> bool:
         return not await self._without_deny(p, ctx)
 
+    async def outputs_now(self, p: EndpointParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The roles denied, when every one of them carries the deny."""
+        return None if await self._without_deny(p, ctx) else {"roles": list(p.role_names)}
+
     async def observe(self, p: EndpointParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """The roles still without the deny, read before the first attempt: a retry after a lost reply (or a
         partial first attempt) records them all, so undo releases every role this step denied."""

@@ -125,6 +125,11 @@ class RotateSecret(Actuator[RotateSecretParams]):
     async def verify(self, p: RotateSecretParams, ctx: ActuationContext) -> bool:
         return current_version(await stages(ctx, p.secret_id)) == rotation_token(ctx, p.secret_id)
 
+    async def outputs_now(self, p: RotateSecretParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The step's own version (its token) while it carries AWSCURRENT."""
+        token = rotation_token(ctx, p.secret_id)
+        return {"version_id": token} if current_version(await stages(ctx, p.secret_id)) == token else None
+
     async def observe(self, p: RotateSecretParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """The AWSCURRENT version before the first attempt: after a lost reply undo can still move the label back."""
         return {"current_version": current_version(await stages(ctx, p.secret_id))}

@@ -71,3 +71,9 @@ class QuarantineVersion(Actuator[VersionParams]):
 
     async def verify(self, p: VersionParams, ctx: ActuationContext) -> bool:
         return p.version in await store_for(p, ctx).quarantined(p.model)
+
+    async def outputs_now(self, p: VersionParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """What `apply` returns (its params), once the version is marked."""
+        if p.version not in await store_for(p, ctx).quarantined(p.model):
+            return None
+        return {"model": p.model, "version": p.version, "reason": p.reason}

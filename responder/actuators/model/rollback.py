@@ -155,6 +155,15 @@ class RollbackToLastSigned(Actuator[RollbackParams]):
         return (p.only_if_unverified and serving is not None and serving == start
                 and not await self._corroborated(store, p, config, start))
 
+    async def outputs_now(self, p: RollbackParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """Only the version served now (`to`): what was served before the change (`from`, `start`), the walk
+        (`rejected`, `digest`, `key`, `location`, `note`) and whether the alert was corroborated (`corroborated`,
+        judged against the version served at apply time) no read after the change can give, so they are lost and a
+        later step reading one fails and escalates (a `when` on `corroborated` is never read as not set)."""
+        store = store_for(p, ctx)
+        now = await store.serving(p.model)
+        return {"model": p.model, "backend": store.kind, "to": now} if now is not None else None
+
     async def _good(self, store: ModelStore, p: RollbackParams, config: ModelConfig, serving: str | None) -> bool:
         if serving is None or serving == p.from_version:
             return False

@@ -86,6 +86,12 @@ class SwitchVersion(Actuator[VersionParams]):
     async def verify(self, p: VersionParams, ctx: ActuationContext) -> bool:
         return await store_for(p, ctx).serving(p.model) == p.version
 
+    async def outputs_now(self, p: VersionParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The version served now; `from` (what was served before the switch) no read can give: it is lost."""
+        store = store_for(p, ctx)
+        now = await store.serving(p.model)
+        return {"model": p.model, "backend": store.kind, "to": now} if now == p.version else None
+
     def reverse_params(self, p: VersionParams, result: ActuationResult) -> dict[str, Any] | None:
         prior = result.prior.get("serving")
         if not result.changed or not isinstance(prior, str):

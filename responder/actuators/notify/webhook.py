@@ -67,7 +67,8 @@ class WebhookNotify(Actuator[WebhookParams]):
     idempotency key is sent as `Idempotency-Key` so receivers can drop duplicates; this process also
     remembers delivered keys, so a retry after success does not post again. 5xx, 429 and network errors
     are retried; other 4xx and 3xx (redirects are never followed) are permanent. `url` must be a literal
-    in the runbook, never from the event (the loader rejects placeholders in it).
+    in the runbook, never from the event (the loader rejects placeholders in it). The receiver's HTTP status
+    (`outputs.status`) is in its reply only: no read gives it back (no `outputs_now`), so a lost reply loses it.
 
     Example::
 
