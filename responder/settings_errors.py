@@ -75,11 +75,15 @@ def example(name: str, field: FieldInfo) -> str:
 
 def where(name: str) -> str:
     """How the user set `name` (`a__b` for a nested field): the environment variable (the nested one, or the
-    whole model's as JSON), or `FILE: key` in the RESPONDER_CONFIG file."""
+    whole model's as JSON), `RESPONDER_A__X, RESPONDER_A__Y: a` for a model set one variable per field, or
+    `FILE: key` in the RESPONDER_CONFIG file."""
     env = PREFIX + name.upper()
     for var in (env, PREFIX + name.split("__")[0].upper()):
         if var in os.environ or var.lower() in os.environ:
             return var
+    fields = sorted({var.upper() for var in os.environ if var.upper().startswith(f"{env}__")})
+    if fields:  # a cross-field error of a nested model set one variable per field: `VARS: key`, as for the file
+        return f"{', '.join(fields)}: {name}"
     config = os.environ.get(PREFIX + "CONFIG")
     return f"{config}: {name.replace('__', '.')}" if config else env
 

@@ -81,3 +81,19 @@ def test_run_with_a_bad_setting_exits_3_without_a_traceback(tmp_path):
     assert proc.stderr.decode().strip().splitlines() == [
         "✗ RESPONDER_METRICS_PORT='abc': input should be a valid integer, unable to parse string as an integer "
         "(example: RESPONDER_METRICS_PORT=9102)"]
+
+
+def test_a_nested_model_set_by_its_field_variables_is_named_by_them_not_the_config_file(monkeypatch, tmp_path):
+    """A kafka_security error set through RESPONDER_KAFKA_SECURITY__* names those variables, not RESPONDER_CONFIG."""
+    config = tmp_path / "responder.yaml"
+    config.write_text("kafka_bootstrap: kafka:9092\n")
+    monkeypatch.setenv("RESPONDER_CONFIG", str(config))
+    monkeypatch.setenv("RESPONDER_KAFKA_SECURITY__PROTOCOL", "SASL_SSL")
+    with pytest.raises(SettingsInvalid, match=r"^RESPONDER_KAFKA_SECURITY__PROTOCOL: kafka_security=<hidden>: "
+                                              r"value error, kafka_security\.sasl_mechanism is required") as caught:
+        Settings()
+    assert str(config) not in str(caught.value)
+    monkeypatch.setenv("responder_kafka_security__sasl_mechanism", "SCRAM-SHA-256")  # lower case: both named
+    with pytest.raises(SettingsInvalid, match=r"^RESPONDER_KAFKA_SECURITY__PROTOCOL, "
+                                              r"RESPONDER_KAFKA_SECURITY__SASL_MECHANISM: kafka_security"):
+        Settings()
