@@ -97,3 +97,19 @@ def test_a_nested_model_set_by_its_field_variables_is_named_by_them_not_the_conf
     with pytest.raises(SettingsInvalid, match=r"^RESPONDER_KAFKA_SECURITY__PROTOCOL, "
                                               r"RESPONDER_KAFKA_SECURITY__SASL_MECHANISM: kafka_security"):
         Settings()
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["runbooks", "validate"], 3), (["iam-policy"], 3),
+    (["actuators", "list"], 0), (["events", "formats"], 0), (["timeline", "keygen"], 0), (["docs", "--check"], 0),
+])
+def test_configuration_md_says_which_commands_a_bad_setting_stops(monkeypatch, args, code):
+    """configuration.md lists a command as stopped (exit 3) by a bad setting only if it reads settings, else as not."""
+    text = " ".join((ROOT / "docs" / "configuration.md").read_text().split())
+    paragraph = text[text.index("A bad setting stops"):]
+    reads, reads_none = paragraph.split("Commands that read no setting", 1)
+    named = f"`{' '.join(a for a in args if not a.startswith('-'))}`"
+    assert named in (reads if code == 3 else reads_none[:reads_none.index(".")])
+    monkeypatch.setenv("RESPONDER_METRICS_PORT", "70000")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == code, result.output
