@@ -204,6 +204,14 @@ class KafkaIngest:
         self.held.difference_update(partitions)
         self.resume(partitions)
 
+    def forget(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions revoked: not held, and no lag of theirs (`lag`) until records of theirs are fetched again. While
+        the group rebalances aiokafka still reports the old assignment, and their last position would be read as
+        their lag until the new one comes."""
+        self.held.difference_update(partitions)
+        for tp in partitions:
+            self._positions.pop(tp, None)
+
     def assigned(self) -> set[TopicPartition]:
         """The partitions this member owns now."""
         return set(self.consumer.assignment())
