@@ -3,9 +3,11 @@
 
 A gauge keeps a label set's last value until it is removed, so a partition revoked while it lagged would show that lag
 for ever on its old owner, and `max by (topic, partition) (responder_consumer_lag)` (`ResponderConsumerLagHigh`)
-would never clear once another replica caught up. The service removes a partition's label sets when it is revoked
-(`Revocation._on_revoked`: a rebalance, or the consumer rebuilt) and all of them once its alert consumer stopped;
-only then, never per record.
+would never clear once another replica caught up. aiokafka revokes every partition at each rebalance, also those it
+assigns straight back: the service removes a partition's label sets when the assignment that follows its revocation
+(a rebalance, or the consumer rebuilt) leaves it out (`PartitionKeeping._on_assigned`), and all of them once its alert
+consumer stopped; only then, never per record. One given back keeps its series (the lag as last seen until fetched
+again: a restoring partition of a fleet is not fetched), so no gap restarts a rule's `for`.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ the alert loop, which cancels the lanes (`close(cancel=True)`): the service fail
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -131,8 +131,8 @@ class Flow:
 
     def drop(self, partitions: Sequence[Any]) -> None:
         """Partitions revoked: forget their queued records (uncommitted, so redelivered to the new owner). The observer
-        hears nothing more of them (their series are removed with them), not when a chunk in hand ends either, until
-        records of theirs are submitted again."""
+        hears nothing more of them (their series are removed if they leave), not when a chunk in hand ends either,
+        until they are assigned back (`regained`) or records of theirs are submitted again."""
         for tp in partitions:
             lane = self._lanes.get(tp)
             if lane is None:
@@ -142,6 +142,16 @@ class Flow:
             lane.revoked = True
             if lane.task is None:
                 del self._lanes[tp]
+
+    def regained(self, partitions: Iterable[Any]) -> None:
+        """Partitions dropped and assigned straight back: reported again, a chunk in hand's end included."""
+        for tp in partitions:
+            lane = self._lanes.get(tp)
+            if lane is not None:
+                lane.revoked = False
+                self._notify(tp, lane, changed=False)
+            elif self.observe is not None:  # nothing of theirs in hand since the drop
+                self.observe(tp, 0, False, False)
 
     async def close(self, *, cancel: bool = False) -> None:
         """Stop: queued records are dropped (uncommitted), chunks being handled finish (or are cancelled, at once

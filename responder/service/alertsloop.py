@@ -76,7 +76,7 @@ class AlertsLoop(ConsumerRebuilds):
                     # partitions no longer ours)
                     log.info("poll_dropped_after_rebalance", records=sum(map(len, batch.values())))
                     batch = {}
-            lag = self.metrics.partitions.lag  # a revoked partition's label set is removed by the revocation
+            lag = self.metrics.partitions.lag  # a partition's label set is removed once assigned elsewhere
             for (topic, partition), behind in self.ingest.lag().items():
                 lag.labels(topic, str(partition)).set(behind)
             self.flow.submit(batch)  # each partition in its lane; paused while its in-flight budget is full

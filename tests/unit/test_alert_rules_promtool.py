@@ -1,7 +1,8 @@
 """deploy/prometheus/alerts.yml under Prometheus' own `promtool` (in the Debian package `prometheus`): its rules parse
 and their templates expand, and they fire and clear as the unit tests in tests/fixtures/prometheus/alerts_test.yml
-expect (a quiet restart, every replica down, a revoked partition, a restart, a rebuilt consumer, unsent approval
-requests, a changelog short of partitions, a stuck mirror). Skipped where promtool is not installed."""
+expect (a quiet restart, a new deployment, every replica down, two deployments, a revoked partition, a lag with gaps, a
+restart, a rebuilt consumer, unsent approval requests, a changelog short of partitions, a stuck or overflowed mirror).
+Skipped where promtool is not installed."""
 
 from __future__ import annotations
 

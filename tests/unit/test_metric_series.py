@@ -59,23 +59,32 @@ async def test_a_dry_run_has_no_operator_consumer_and_no_series_for_one(tmp_path
 
 
 class _Revoking(GroupConsumer):
-    """Far behind (high watermark 5002); its second poll revokes partition 0 as aiokafka does while the group
-    rebalances: the old assignment still reported and nothing fetched until the new one comes."""
+    """Far behind (high watermark 5002); its second poll rebalances as aiokafka does (eagerly: partition 0 revoked,
+    then the new assignment, `back`, which may give it straight back) and records the partition series each poll."""
 
-    def __init__(self, service: Service, handled: asyncio.Event) -> None:
+    def __init__(self, service: Service, handled: asyncio.Event, back: set[TopicPartition]) -> None:
         super().__init__(FakeBroker(records=2))
-        self.service, self.handled = service, handled
+        self.service, self.handled, self.back = service, handled, back
         self.started = True
+        self.owned = {TP}
+        self.seen: dict[int, list[str]] = {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.owned
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return 5002
 
     async def getmany(self, *tps: TopicPartition, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
         self.polls += 1
+        self.seen[self.polls] = _exposed(self.service, *PARTITION_SERIES)
         if self.polls == 2:
             await self.service.ingest._listener.on_partitions_revoked({TP})
+            self.seen[0] = _exposed(self.service, *PARTITION_SERIES)  # revoked, not assigned yet
+            self.owned = set(self.back)
+            await self.service.ingest._listener.on_partitions_assigned(self.back)
             return {}
-        if self.polls == 3:  # the chunk in hand ends after the revocation; then the test ends
+        if self.polls == 3:  # the chunk in hand ends after the rebalance; then the test ends
             self.handled.set()
             for _ in range(5):
                 await asyncio.sleep(0)
@@ -83,33 +92,51 @@ class _Revoking(GroupConsumer):
         return {TP: self.broker.log} if self.polls == 1 else {}
 
 
-async def test_a_revoked_partition_leaves_no_lag_in_flight_paused_or_pauses_series(tmp_path):
-    """Once its partition is revoked, a replica exports none of its series, not after the chunk in hand ends either."""
+async def _rebalanced(tmp_path: Any, back: set[TopicPartition]) -> tuple[Service, _Revoking]:
+    """A service whose partition 0 is revoked with a chunk in hand, then `back` assigned; its alert loop run."""
     service = Service(_settings(tmp_path, topics=["a"], max_batch=2, max_in_flight=3), aws=FakeIam(), runbooks=[])
     handled = asyncio.Event()
-    real = service.ingest.consumer
-    service.ingest.consumer = _Revoking(service, handled)  # type: ignore[assignment]
+    consumer = _Revoking(service, handled, back)
 
     async def handle(batch: dict[Any, list[Any]]) -> None:
         await handled.wait()  # the chunk is in hand while the partition is revoked
 
     service.flow.handle = handle
-    seen: list[list[str]] = []
-    observe = service.flow.observe
-
-    def observed(*args: Any, **kwargs: Any) -> None:
-        if observe is not None:
-            observe(*args, **kwargs)
-        seen.append(_exposed(service, *PARTITION_SERIES))
-
-    service.flow.observe = observed
+    real = service.ingest.consumer
+    service.ingest.consumer = consumer  # type: ignore[assignment]
     try:
         await asyncio.wait_for(service._alerts_loop(), 10)  # a hang guard
-        assert any('responder_consumer_lag{partition="0",topic="a"} 5000.0' in s for s in seen)  # before
-        assert any('responder_partition_pauses_total{partition="0",topic="a"} 1.0' in s for s in seen)
-        assert _exposed(service, *PARTITION_SERIES) == []
+    except BaseException:
+        await _closed(service)
+        raise
     finally:
         service.ingest.consumer = real
+    return service, consumer
+
+
+async def test_a_partition_moved_away_leaves_no_lag_in_flight_paused_or_pauses_series(tmp_path):
+    """Once a rebalance gives its partition to another replica, none of its series is left, nor after its chunk ends."""
+    service, consumer = await _rebalanced(tmp_path, set())
+    try:
+        assert 'responder_consumer_lag{partition="0",topic="a"} 5000.0' in consumer.seen[2]  # before
+        assert 'responder_partition_pauses_total{partition="0",topic="a"} 1.0' in consumer.seen[2]
+        assert consumer.seen[3] == []
+        assert _exposed(service, *PARTITION_SERIES) == []
+    finally:
+        await _closed(service)
+
+
+async def test_a_partition_revoked_and_assigned_straight_back_keeps_its_series_through_the_rebalance(tmp_path):
+    """An eager rebalance that gives the partition back removes none of its series: the lag is exported at each poll."""
+    service, consumer = await _rebalanced(tmp_path, {TP})
+    try:
+        lag = 'responder_consumer_lag{partition="0",topic="a"}'
+        for poll in (0, 3):  # between the revocation and the assignment, and after it before any fetch
+            assert any(line.startswith(lag) for line in consumer.seen[poll]), poll
+            assert any(line.startswith("responder_partition_paused{") for line in consumer.seen[poll]), poll
+        assert f"{lag} 5000.0" in _exposed(service, *PARTITION_SERIES)
+        assert 'responder_partition_in_flight{partition="0",topic="a"} 0.0' in _exposed(service, *PARTITION_SERIES)
+    finally:
         await _closed(service)
 
 
