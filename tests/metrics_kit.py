@@ -15,6 +15,9 @@ from responder.intake.metrics import IntakeMetrics
 from responder.metrics import Metrics
 
 TARGET_LABELS = frozenset({"job", "instance"})  # Prometheus adds them to every scraped series
+# the Prometheus Operator adds it to a ServiceMonitor's targets, compose's scrape jobs have none: a rule may group by it
+# (an absent label groups as empty), not match on it
+GROUPING_TARGET_LABELS = frozenset({"namespace"})
 OTHERS = {  # series the rules read that responder does not export: Prometheus' own, and kube-state-metrics'
     "up": frozenset(),
     "kube_pod_container_status_restarts_total": frozenset({"namespace", "pod", "uid", "container"}),
@@ -60,11 +63,11 @@ def grouping_labels(expr: str) -> set[str]:
 
 def unknown_reads(expr: str, known: dict[str, frozenset[str]]) -> list[str]:
     """What the expression reads that `known` (name → label names) does not have: a name, or a label of the
-    series it reads (matched or grouped by); the target labels are everyone's."""
+    series it reads (matched or grouped by); the target labels are everyone's (`namespace` to group by only)."""
     read = series_read(expr)
     wrong = [name for name in read if name not in known]
     have = set(TARGET_LABELS).union(*(known.get(name, frozenset()) for name in read))
     wrong += [f"{name}{{{label}}}" for name, labels in read.items()
               for label in sorted(labels - TARGET_LABELS - known.get(name, frozenset()))]
-    wrong += [f"by/on ({label})" for label in sorted(grouping_labels(expr) - have)]
+    wrong += [f"by/on ({label})" for label in sorted(grouping_labels(expr) - have - GROUPING_TARGET_LABELS)]
     return wrong

@@ -204,7 +204,8 @@ def test_alert_rules_read_exported_series_by_labels_they_have() -> None:
     assert {"responder_consumer_lag", "responder_deadlettered_total", "responder_steps_total",
             "responder_records_total", "up", "kube_pod_container_status_restarts_total",
             "responder_approval_requests_unsent", "responder_changelog_partitions_missing",
-            "responder_consumer_rebuilds_total", "responder_timeline_mirror_pending"} <= used
+            "responder_consumer_rebuilds_total", "responder_timeline_mirror_pending",
+            "responder_timeline_mirror_overflowed"} <= used
 
 
 def test_dashboard_parses_and_names_exported_metrics() -> None:
