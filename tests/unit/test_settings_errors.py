@@ -113,3 +113,16 @@ def test_configuration_md_says_which_commands_a_bad_setting_stops(monkeypatch, a
     monkeypatch.setenv("RESPONDER_METRICS_PORT", "70000")
     result = CliRunner().invoke(app, args)
     assert result.exit_code == code, result.output
+
+
+def test_a_nested_model_merged_from_the_config_file_and_its_field_variables_names_both(monkeypatch, tmp_path):
+    """kafka_security merged from RESPONDER_CONFIG and RESPONDER_KAFKA_SECURITY__* variables: an error names both."""
+    config = tmp_path / "responder.yaml"
+    config.write_text("kafka_bootstrap: kafka:9092\nkafka_security: {protocol: SSL}\n")
+    monkeypatch.setenv("RESPONDER_CONFIG", str(config))
+    monkeypatch.setenv("RESPONDER_KAFKA_SECURITY__SASL_MECHANISM", "PLAIN")
+    with pytest.raises(SettingsInvalid) as caught:
+        Settings()
+    assert str(caught.value).startswith(
+        f"RESPONDER_KAFKA_SECURITY__SASL_MECHANISM; {config}: kafka_security=<hidden>: value error, "
+        "kafka_security.sasl_mechanism=PLAIN needs protocol SASL_SSL or SASL_PLAINTEXT, not SSL"), caught.value
