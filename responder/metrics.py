@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from responder.engine.approvals import TIMED_OUT
 from responder.models.timeline import EntryKind, TimelineEntry
+from responder.partition_series import PartitionSeries
 
 # when the record being handled reached Kafka (epoch seconds); set by the pipeline for its task
 ALERT_AT: ContextVar[float | None] = ContextVar("responder_alert_at", default=None)
@@ -42,8 +43,7 @@ class Metrics:
         self.authenticated = Counter("responder_records_authenticated", "Records with a valid HMAC signature",
                                      ["key_id"], registry=self.registry)
         r = self.registry
-        self.consumer_lag = Gauge("responder_consumer_lag", "Records behind the partition's high watermark",
-                                  ["topic", "partition"], registry=r)
+        self.partitions = PartitionSeries(r)  # consumer lag and backpressure, per partition, removed as it leaves
         self.event_outcomes = Counter("responder_event_outcomes", "Events by source and outcome (matched, unmatched)",
                                       ["source", "outcome"], registry=r)
         self.runbook_matches = Counter("responder_runbook_matches", "Events matched, by runbook", ["runbook"],
@@ -68,12 +68,6 @@ class Metrics:
                                            "that failed, were refused or timed out, and failures no escalation step "
                                            "could tell anyone of (escalation.missed): a failure nobody was told of",
                                            ["runbook", "actuator"], registry=r)
-        self.partition_in_flight = Gauge("responder_partition_in_flight", "Records polled and not yet committed",
-                                         ["topic", "partition"], registry=r)
-        self.partition_paused = Gauge("responder_partition_paused", "1 while the partition is paused (backpressure)",
-                                      ["topic", "partition"], registry=r)
-        self.partition_pauses = Counter("responder_partition_pauses", "Times a partition was paused (backpressure)",
-                                        ["topic", "partition"], registry=r)
         self.refused = Counter("responder_decisions_refused", "Decisions and operator requests refused (forged, "
                                "replayed, malformed, ...), by reason class: recorded or only counted", ["reason"],
                                registry=r)
@@ -98,13 +92,14 @@ class Metrics:
                                "a failed changelog transaction (carried from service to service: "
                                "responder/service/rejoin.py)", registry=r)
 
-    def partition_flow(self, tp: Any, in_flight: int, paused: bool, changed: bool) -> None:
-        """A partition's backpressure state (the flow control's observer)."""
-        labels = (str(tp[0]), str(tp[1]))
-        self.partition_in_flight.labels(*labels).set(in_flight)
-        self.partition_paused.labels(*labels).set(1 if paused else 0)
-        if changed and paused:
-            self.partition_pauses.labels(*labels).inc()
+    def start_at_zero(self, topics: Iterable[str], consumers: Iterable[str]) -> None:
+        """The labelled series an alert rule reads from the start, at 0 before the first count: records per topic
+        (`ResponderNoEvents`: with no series, `sum(increase(...)) == 0` is empty, never true) and rebuilds per consumer
+        (`ResponderConsumerRebuilt`: a series first scraped at 1 shows no `increase()`)."""
+        for topic in topics:
+            self.records.labels(topic)
+        for consumer in consumers:
+            self.consumer_rebuilds.labels(consumer)
 
     def value(self, name: str, **labels: str) -> float:
         """The current value of a sample (`responder_deadlettered_total`, reason=...), 0 when absent."""

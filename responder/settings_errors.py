@@ -75,13 +75,27 @@ def example(name: str, field: FieldInfo) -> str:
 
 def where(name: str) -> str:
     """How the user set `name` (`a__b` for a nested field): the environment variable (the nested one, or the
-    whole model's as JSON), or `FILE: key` in the RESPONDER_CONFIG file."""
+    whole model's as JSON), `RESPONDER_A__X, RESPONDER_A__Y: a` for a model set one variable per field, or
+    `FILE: key` in the RESPONDER_CONFIG file; `RESPONDER_A__X; FILE: a` for a model merged from both."""
     env = PREFIX + name.upper()
     for var in (env, PREFIX + name.split("__")[0].upper()):
         if var in os.environ or var.lower() in os.environ:
             return var
     config = os.environ.get(PREFIX + "CONFIG")
+    fields = sorted({var.upper() for var in os.environ if var.upper().startswith(f"{env}__")})
+    if fields:  # a cross-field error of a nested model set one variable per field: `VARS: key`, as for the file
+        also = f"; {config}" if config and _in_file(Path(config), name) else ""  # pydantic-settings merged both
+        return f"{', '.join(fields)}{also}: {name}"
     return f"{config}: {name.replace('__', '.')}" if config else env
+
+
+def _in_file(config: Path, name: str) -> bool:
+    """Whether the RESPONDER_CONFIG file sets the top-level key of `name` (`a` of `a__b`)."""
+    try:
+        loaded = yaml.safe_load(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError, yaml.YAMLError):
+        return False
+    return isinstance(loaded, dict) and name.split("__")[0] in loaded
 
 
 def _setting(loc: tuple[int | str, ...], fields: dict[str, FieldInfo]) -> tuple[str, FieldInfo | None, list[str]]:

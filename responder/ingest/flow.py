@@ -31,7 +31,7 @@ the alert loop, which cancels the lanes (`close(cancel=True)`): the service fail
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,6 +65,7 @@ class _Lane:
     running: int = 0  # records being handled now (until their commit returns)
     task: asyncio.Task[None] | None = None
     paused: bool = False
+    revoked: bool = False  # dropped with a chunk in hand: reports nothing more until its records are submitted again
 
     @property
     def in_flight(self) -> int:
@@ -121,6 +122,7 @@ class Flow:
             if not records:
                 continue
             lane = self._lanes.setdefault(tp, _Lane())
+            lane.revoked = False
             lane.queue.extend(records)
             self.peak = max(self.peak, lane.in_flight)
             if lane.task is None:
@@ -128,16 +130,28 @@ class Flow:
             self._adjust(tp, lane)
 
     def drop(self, partitions: Sequence[Any]) -> None:
-        """Partitions revoked: forget their queued records (uncommitted, so redelivered to the new owner)."""
+        """Partitions revoked: forget their queued records (uncommitted, so redelivered to the new owner). The observer
+        hears nothing more of them (their series are removed if they leave), not when a chunk in hand ends either,
+        until they are assigned back (`regained`) or records of theirs are submitted again."""
         for tp in partitions:
             lane = self._lanes.get(tp)
             if lane is None:
                 continue
             lane.queue.clear()
             lane.paused = False  # the consumer forgets pauses with the assignment
+            lane.revoked = True
             if lane.task is None:
                 del self._lanes[tp]
-            self._notify(tp, lane, changed=False)
+
+    def regained(self, partitions: Iterable[Any]) -> None:
+        """Partitions dropped and assigned straight back: reported again, a chunk in hand's end included."""
+        for tp in partitions:
+            lane = self._lanes.get(tp)
+            if lane is not None:
+                lane.revoked = False
+                self._notify(tp, lane, changed=False)
+            elif self.observe is not None:  # nothing of theirs in hand since the drop
+                self.observe(tp, 0, False, False)
 
     async def close(self, *, cancel: bool = False) -> None:
         """Stop: queued records are dropped (uncommitted), chunks being handled finish (or are cancelled, at once
@@ -243,5 +257,5 @@ class Flow:
             self._notify(tp, lane, changed=False)
 
     def _notify(self, tp: Any, lane: _Lane, *, changed: bool) -> None:
-        if self.observe is not None:
+        if self.observe is not None and not lane.revoked:
             self.observe(tp, lane.in_flight, lane.paused, changed)

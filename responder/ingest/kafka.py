@@ -121,6 +121,7 @@ class KafkaIngest:
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options,
                                          max_request_size=max(1024 * 1024, deadletter_max_bytes + 64 * 1024))
         self._positions: dict[TopicPartition, int] = {}
+        self._revoked: set[TopicPartition] = set()  # since the last assignment: kept or forgotten by the next one
         self.held: set[TopicPartition] = set()  # paused until their state is in: `resume` leaves them paused
         self.commits = 0  # offset commits that went through, over its rebuilds (responder/service/consumers.py)
         self._fetch_waits = (fetch_max_wait_ms, fetch_idle_wait_ms)
@@ -203,6 +204,22 @@ class KafkaIngest:
         """Fetch held partitions again (their state is in)."""
         self.held.difference_update(partitions)
         self.resume(partitions)
+
+    def revoked(self, partitions: Sequence[TopicPartition]) -> None:
+        """Partitions revoked: not held; their positions wait for the new assignment (`reassigned`). aiokafka revokes
+        every partition at each rebalance (eagerly), also those it gives straight back."""
+        self.held.difference_update(partitions)
+        self._revoked.update(partitions)
+
+    def reassigned(self, partitions: Sequence[TopicPartition]) -> tuple[set[TopicPartition], set[TopicPartition]]:
+        """The new assignment: of the partitions revoked since the last one, those it leaves out (their positions
+        forgotten: no lag of theirs until fetched again) and those it gives back (their positions kept)."""
+        given = set(partitions)
+        gone, back = self._revoked - given, self._revoked & given
+        self._revoked.clear()
+        for tp in gone:
+            self._positions.pop(tp, None)
+        return gone, back
 
     def assigned(self) -> set[TopicPartition]:
         """The partitions this member owns now."""

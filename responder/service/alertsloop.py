@@ -76,8 +76,9 @@ class AlertsLoop(ConsumerRebuilds):
                     # partitions no longer ours)
                     log.info("poll_dropped_after_rebalance", records=sum(map(len, batch.values())))
                     batch = {}
+            lag = self.metrics.partitions.lag  # a partition's label set is removed once assigned elsewhere
             for (topic, partition), behind in self.ingest.lag().items():
-                self.metrics.consumer_lag.labels(topic, str(partition)).set(behind)
+                lag.labels(topic, str(partition)).set(behind)
             self.flow.submit(batch)  # each partition in its lane; paused while its in-flight budget is full
             self.commits.tick()  # the offsets the lanes handled, when kafka_commit_interval_ms has passed
             if not batch:  # idle: a due checkpoint still seals the tail (and ships its segment), beside the loop

@@ -180,6 +180,8 @@ class Service(BatchHandling, Running, Readiness):
             session_timeout_ms=settings.session_timeout_ms, manual_assignment=settings.kafka_manual_assignment,
             options=options, group_instance_id=f"{settings.kafka_group_instance_id}.operator"
             if settings.kafka_group_instance_id else None)
+        consumers = {"alerts": self.ingest, "approvals": self.approvals, "operator": self.operator_ingest}
+        self.metrics.start_at_zero(settings.topics, [name for name, made in consumers.items() if made is not None])
         if self.operator_ingest is not None and not settings.operator_permissions:
             log.warning("operator_permissions_unset", effect="every operator request is refused")
         if self.operator_ingest is not None and self.recorder.signer is None:
@@ -189,7 +191,7 @@ class Service(BatchHandling, Running, Readiness):
                                      interval=settings.kafka_commit_interval_ms / 1000)
         self._lock = Gate()  # exclusive: rebalances, evictions, decisions; shared: the partitions' lanes
         self.flow = Flow(self.ingest, self._handle_batch, max_in_flight=settings.max_in_flight,
-                         max_batch=settings.max_batch, observe=self.metrics.partition_flow,
+                         max_batch=settings.max_batch, observe=self.metrics.partitions.flow,
                          on_idle=collector.when_idle)  # young generations collected between chunks, not inside
         self._recovered_at = -1
         self._rebalances = 0

@@ -40,6 +40,9 @@ class PartitionKeeping(Revocation):
         and a restore longer than the session timeout would cost the membership. A partition whose restore failed
         stays held (`_fleet_upkeep` retries it)."""
         self._rebalances += 1  # a poll's records from before this are not handled (`AlertsLoop._consume`)
+        gone, back = self.ingest.reassigned(partitions)  # of those revoked just before (an eager rebalance)
+        self.metrics.partitions.forget(gone)  # their series are their next owner's (partition_series.py)
+        self.flow.regained(back)  # theirs kept, reported again
         self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
         self.ingest.hold(partitions)
         self._given |= partition_numbers(partitions)

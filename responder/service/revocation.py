@@ -67,7 +67,7 @@ class Revocation(Parts):
         fleet within `revocation_deadline`, past which what is left is cut (`_cut`)."""
         self._rebalances += 1
         self.flow.drop(partitions)  # their queued records are the new owner's
-        self.ingest.held.difference_update(partitions)
+        self.ingest.revoked(partitions)  # their series and lag stay until the assignment says whether they left
         numbers = partition_numbers(partitions)
         if self.fleet is not None:  # the chunks in hand still count quotas short of these (`_uncounted`)
             self._leaving_unrestored |= (numbers & self._given) - self.fleet.owned - self.fleet.short

@@ -181,6 +181,7 @@ class Running(AlertsLoop, SignedLoops):
         if fleet is not None:  # still a member: its lease asked as it stands
             steps.append(as_member)
         steps += [client.stop for client in (*clients, self.publisher)]
+        steps.append(self.metrics.partitions.clear)  # out of the group: its partitions' series are others' now
         steps.append(self.engine.decisions.refusals.close)  # the counted refusals' summary, before the last flush
         if fleet is not None:  # what the clients' stop and the summary appended (nothing of the partitions' in the
             steps += [what_is_left, fleet.changelog.stop]  # common case: the loops had ended; their lease has ended)

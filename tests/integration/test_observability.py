@@ -7,7 +7,7 @@ import pytest
 from responder.ingest.kafka import publish
 from responder.service import Service
 from tests.findings import envelope_bytes, guardduty_finding
-from tests.integration.harness import make_settings, running, wait_for
+from tests.integration.harness import make_settings, running, send_to_partition, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,3 +32,25 @@ async def test_metrics_follow_an_alert_to_its_action(kafka_bootstrap, aws, topic
     lags = [s.value for f in m.registry.collect() for s in f.samples if s.name == "responder_consumer_lag"]
     assert lags == [0.0] * len(lags)
     assert m.value("responder_approvals_parked") == 0
+
+
+def _lagged(service: Service) -> set[int]:
+    """The partitions `service` exports a consumer lag for."""
+    return {int(s.labels["partition"]) for f in service.metrics.registry.collect() for s in f.samples
+            if s.name == "responder_consumer_lag"}
+
+
+async def test_a_partition_moved_to_another_replica_leaves_no_lag_series_on_its_old_owner(
+        kafka_bootstrap, aws, topics, unique, tmp_path, runbooks_dir):
+    """A replica that loses partitions to a second one of its group exports a lag only for those it still owns."""
+    first, second = (Service(make_settings(kafka_bootstrap, aws, topics, unique, tmp_path / f"{name}.jsonl",
+                                           runbooks_dir)) for name in ("first", "second"))
+    async with running(first):
+        for partition in range(3):
+            await send_to_partition(kafka_bootstrap, topics["alerts"], partition, b'{"x": 1}', [])
+        await wait_for(lambda: _lagged(first) == {0, 1, 2})
+        async with running(second):
+            await wait_for(lambda: bool(second.ingest.assigned()) and first.ingest.assigned().isdisjoint(
+                second.ingest.assigned()) and _lagged(first) <= {tp.partition for tp in first.ingest.assigned()},
+                           what="the first replica still exports a lag for a partition the second one owns")
+            assert len(first.ingest.assigned()) < 3

@@ -14,10 +14,9 @@ import typer
 import yaml
 
 from responder.cli import app
-from responder.intake.metrics import IntakeMetrics
-from responder.metrics import Metrics
 from responder.sandbox import lifeline
 from responder.settings import Settings
+from tests.metrics_kit import OTHERS, exported_series, series_read, unknown_reads
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy" / "helm" / "responder"
@@ -189,46 +188,32 @@ def test_helm_chart_has_probes_irsa_and_read_only_root() -> None:
 
 
 # ---- Prometheus rules and the Grafana dashboard ----------------------------------------------------------
-def exported_metrics() -> set[str]:
-    """Every sample name the service and the intake can export."""
-    names: set[str] = set()
-    for registry in (Metrics().registry, IntakeMetrics().registry):
-        for family in registry.collect():
-            if family.type == "counter":
-                names |= {family.name + "_total", family.name + "_created"}
-            elif family.type == "histogram":
-                names |= {family.name + s for s in ("_bucket", "_sum", "_count", "_created")}
-            else:
-                names.add(family.name)
-    return names
+def _rules() -> list[dict[str, Any]]:
+    return [r for g in yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"]
+            for r in g["rules"]]
 
 
-def _metric_names(expr: str) -> set[str]:
-    return set(re.findall(r"\b(responder_[a-z_]+)\b", expr))
-
-
-def test_alert_rules_name_exported_metrics() -> None:
-    """alerts.yml parses, covers lag, dead letters, step failures and silence, and names only exported metrics."""
-    rules = [r for g in yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"]
-             for r in g["rules"]]
-    exported = exported_metrics()
+def test_alert_rules_read_exported_series_by_labels_they_have() -> None:
+    """Each rule reads series a scrape of responder shows (or up, kube-state-metrics') by labels they have."""
+    known = {**exported_series(), **OTHERS}
     used: set[str] = set()
-    for rule in rules:
-        names = _metric_names(rule["expr"])
-        assert names, rule["alert"]
-        assert names <= exported, (rule["alert"], names - exported)
-        used |= names
+    for rule in _rules():
+        assert series_read(rule["expr"]), rule["alert"]
+        assert unknown_reads(rule["expr"], known) == [], rule["alert"]
+        used |= set(series_read(rule["expr"]))
     assert {"responder_consumer_lag", "responder_deadlettered_total", "responder_steps_total",
-            "responder_records_total"} <= used
+            "responder_records_total", "up", "kube_pod_container_status_restarts_total",
+            "responder_approval_requests_unsent", "responder_changelog_partitions_missing",
+            "responder_consumer_rebuilds_total", "responder_timeline_mirror_pending",
+            "responder_timeline_mirror_overflowed"} <= used
 
 
 def test_dashboard_parses_and_names_exported_metrics() -> None:
-    """The Grafana dashboard is JSON and every panel query names exported metrics."""
+    """The Grafana dashboard is JSON and every panel query reads series a scrape of responder shows, by their labels."""
     dashboard = json.loads((ROOT / "deploy/grafana/dashboards/responder.json").read_text())
-    exported = exported_metrics()
+    exported = exported_series()
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     assert exprs
     for expr in exprs:
-        names = _metric_names(expr)
-        assert names, expr
-        assert names <= exported, names - exported
+        assert series_read(expr), expr
+        assert unknown_reads(expr, exported) == [], expr

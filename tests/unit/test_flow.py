@@ -117,6 +117,27 @@ async def test_revoked_partition_drops_queued_records_and_close_finishes_the_chu
     assert handler.handled[tp] == list(range(10))
 
 
+async def test_a_revoked_partition_is_not_reported_when_its_chunk_ends_until_it_gets_records_again() -> None:
+    """After drop() the observer hears nothing of the partition, nor at its chunk's end; records submitted again do."""
+    consumer, handler, tp = _blocked()
+    heard: list[tuple[Any, int, bool]] = []
+    flow = Flow(consumer, handler, max_in_flight=1000, max_batch=10,
+                observe=lambda p, n, paused, changed: heard.append((p, n, paused)))
+    flow.submit({tp: _records(0, 0, 30)})
+    await _settle()
+    heard.clear()
+    flow.drop([tp])
+    handler.slow[tp].set()
+    await _settle()
+    assert handler.handled[tp] == list(range(10))  # the chunk in hand finished
+    assert heard == []
+    flow.submit({tp: _records(0, 40, 5)})  # assigned here again
+    await _settle()
+    assert heard[0] == (tp, 5, False)
+    assert heard[-1] == (tp, 0, False)
+    await flow.close()
+
+
 async def test_close_cancels_a_chunk_still_running_at_the_drain_deadline_without_committing_it() -> None:
     """A graceful stop is bounded: a chunk whose actuators hang is cancelled after the drain deadline, unhandled."""
     consumer, handler, tp = _blocked()

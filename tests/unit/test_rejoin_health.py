@@ -48,7 +48,7 @@ class _Fake:
     def __init__(self, server: MetricsServer, outcome: BaseException | None) -> None:
         self.metrics_server, self.outcome, self.stop = server, outcome, asyncio.Event()
         metrics = Metrics()
-        metrics.consumer_lag.labels("alerts", "0").set(42)  # a partition gauge of this service's
+        metrics.partitions.lag.labels("alerts", "0").set(42)  # a partition gauge of this service's
         server.attach(metrics, lambda: True, lambda: None)
 
     async def run(self) -> None:

@@ -81,3 +81,48 @@ def test_run_with_a_bad_setting_exits_3_without_a_traceback(tmp_path):
     assert proc.stderr.decode().strip().splitlines() == [
         "✗ RESPONDER_METRICS_PORT='abc': input should be a valid integer, unable to parse string as an integer "
         "(example: RESPONDER_METRICS_PORT=9102)"]
+
+
+def test_a_nested_model_set_by_its_field_variables_is_named_by_them_not_the_config_file(monkeypatch, tmp_path):
+    """A kafka_security error set through RESPONDER_KAFKA_SECURITY__* names those variables, not RESPONDER_CONFIG."""
+    config = tmp_path / "responder.yaml"
+    config.write_text("kafka_bootstrap: kafka:9092\n")
+    monkeypatch.setenv("RESPONDER_CONFIG", str(config))
+    monkeypatch.setenv("RESPONDER_KAFKA_SECURITY__PROTOCOL", "SASL_SSL")
+    with pytest.raises(SettingsInvalid, match=r"^RESPONDER_KAFKA_SECURITY__PROTOCOL: kafka_security=<hidden>: "
+                                              r"value error, kafka_security\.sasl_mechanism is required") as caught:
+        Settings()
+    assert str(config) not in str(caught.value)
+    monkeypatch.setenv("responder_kafka_security__sasl_mechanism", "SCRAM-SHA-256")  # lower case: both named
+    with pytest.raises(SettingsInvalid, match=r"^RESPONDER_KAFKA_SECURITY__PROTOCOL, "
+                                              r"RESPONDER_KAFKA_SECURITY__SASL_MECHANISM: kafka_security"):
+        Settings()
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["runbooks", "validate"], 3), (["iam-policy"], 3),
+    (["actuators", "list"], 0), (["events", "formats"], 0), (["timeline", "keygen"], 0), (["docs", "--check"], 0),
+])
+def test_configuration_md_says_which_commands_a_bad_setting_stops(monkeypatch, args, code):
+    """configuration.md lists a command as stopped (exit 3) by a bad setting only if it reads settings, else as not."""
+    text = " ".join((ROOT / "docs" / "configuration.md").read_text().split())
+    paragraph = text[text.index("A bad setting stops"):]
+    reads, reads_none = paragraph.split("Commands that read no setting", 1)
+    named = f"`{' '.join(a for a in args if not a.startswith('-'))}`"
+    assert named in (reads if code == 3 else reads_none[:reads_none.index(".")])
+    monkeypatch.setenv("RESPONDER_METRICS_PORT", "70000")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == code, result.output
+
+
+def test_a_nested_model_merged_from_the_config_file_and_its_field_variables_names_both(monkeypatch, tmp_path):
+    """kafka_security merged from RESPONDER_CONFIG and RESPONDER_KAFKA_SECURITY__* variables: an error names both."""
+    config = tmp_path / "responder.yaml"
+    config.write_text("kafka_bootstrap: kafka:9092\nkafka_security: {protocol: SSL}\n")
+    monkeypatch.setenv("RESPONDER_CONFIG", str(config))
+    monkeypatch.setenv("RESPONDER_KAFKA_SECURITY__SASL_MECHANISM", "PLAIN")
+    with pytest.raises(SettingsInvalid) as caught:
+        Settings()
+    assert str(caught.value).startswith(
+        f"RESPONDER_KAFKA_SECURITY__SASL_MECHANISM; {config}: kafka_security=<hidden>: value error, "
+        "kafka_security.sasl_mechanism=PLAIN needs protocol SASL_SSL or SASL_PLAINTEXT, not SSL"), caught.value
