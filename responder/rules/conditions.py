@@ -4,6 +4,10 @@ A scope maps namespaces (`event`, `incident`, `steps`) to plain dicts or to froz
 walk model *fields* only (never methods or private attributes), dict keys and list indexes;
 `event.resource.<kind>` is the event's first resource of that kind. Conditions are compiled once
 into closures at load time, so evaluation does no parsing.
+
+A value is read as the event's view writes it (`Event.view()`, responder/models/view.py), whether the scope holds
+the model (a trigger) or the view (a step's `when`, a placeholder): a time as `…Z` text, an enum as its value, a
+tuple as a list, NaN and infinities as null. So a condition means the same wherever it is written.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
+from math import isfinite
 from typing import Any
 
 from pydantic import BaseModel
 
 from responder.models.event import Event
 from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf
+from responder.models.view import json_time, json_value
 from responder.rules.operators import COMPARISONS, MISSING, OPERATORS, num
 
 Predicate = Callable[[Mapping[str, Any]], bool]
@@ -57,19 +63,21 @@ def _step(cur: Any, part: str) -> Any:
     return MISSING
 
 
-_PLAIN = (str, int, float, bool, type(None))
+_PLAIN = (str, int, bool, type(None))  # read as they are (a float is read as a finite number or null)
 
 
 def _leaf(value: Any) -> Any:
-    if type(value) in _PLAIN:
-        return value
+    """`value` as the view holds it: a finite float as is, NaN and infinities as None, an enum as its value, a time
+    as `json_time` writes it (`…Z`), a model as its JSON dict, dicts and lists walked by `json_value`."""
+    if type(value) is float:
+        return value if isfinite(value) else None
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    return value
+        return json_time(value)
+    if isinstance(value, BaseModel):  # a model's dump keeps a JsonValue field's NaN, which `json_value` reads as None
+        value = value.view() if isinstance(value, Event) else value.model_dump(mode="json")  # `event`: its view
+    return json_value(value) if isinstance(value, dict | list | tuple) else value
 
 
 def lookup(scope: Mapping[str, Any], path: str) -> Any:
@@ -96,7 +104,12 @@ def getter(path: str) -> Getter:
                 cur = _step(cur, part)
             if cur is MISSING:
                 return MISSING
-        return cur if type(cur) in _PLAIN else _leaf(cur)
+        cls = type(cur)
+        if cls in _PLAIN:
+            return cur
+        if cls is float:  # the common number (a score), answered without a call
+            return cur if isfinite(cur) else None
+        return _leaf(cur)
 
     return get
 
