@@ -3,21 +3,28 @@
 YAML turns unquoted `123456789012` into a number, `no` into false and `0123` into octal, so
 `{field: event.account, op: eq, value: 123456789012}` compares a string with an int and never matches,
 silently; so does `{field: event.severity.score, op: ge, value: "7"}`, or `event.severity.label eq hihg`.
+So does `regex`, `glob` or `cidr` on a field that is not text (`event.severity.score`), `contains` whose value is not
+what the field holds (`contains: 1111` on the text `event.account`), and an `event.time` not written as the view
+writes it (`2026-01-01T00:00:00+00:00` never equals the event's `2026-01-01T00:00:00Z`).
 Free-form paths (`event.attributes.…`, step results) are not checked: their types are the decoder's.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, get_args, get_origin
 
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel
 
-from responder.rules.paths import event_leaf
+from responder.models.view import json_time
+from responder.rules.paths import event_leaf, not_single
 
 EQUALITY = ("eq", "ne", "in", "not_in")
 ORDERING = ("gt", "ge", "lt", "le")
+TEXT_ONLY = ("glob", "regex", "cidr")
+"""Operators that test one text value: never true of a number, a list, a map or an object."""
+_QUOTE = " (quote it in YAML: unquoted digits are a number, yes/no/on/off a boolean)"
 
 
 def _kind(annotation: Any) -> str | None:
@@ -36,12 +43,78 @@ def _fits(kind: str, value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def operand_type_problem(field: str, op: str, value: Any) -> str | None:
-    """Why `value` can never match `field` under `op` (wrong YAML type, or not one of an enum's values)."""
-    if op not in EQUALITY and op not in ORDERING:
+def _shape(annotation: Any) -> str | None:
+    """What a typed field holding more than one value is (`a list`, `a map`, `an object`), or None."""
+    origin = get_origin(annotation)
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict:
+        return "a map"
+    return "an object" if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _described(kind: str | None, shape: str | None) -> str:
+    return shape or ("text" if kind == "text" else "a number")
+
+
+def _text_only_problem(field: str, op: str, annotation: Any, kind: str | None) -> str | None:
+    shape = _shape(annotation)
+    if kind == "text" or (kind is None and shape is None):
         return None
+    below = not_single(field)
+    choices = (f"test a single value below it: {', '.join(below)}" if below else
+               f"valid operators on it: {', '.join((*EQUALITY, *ORDERING, 'exists'))}")
+    return f"{field} is {_described(kind, shape)}; {op!r} tests text and never matches it; {choices}"
+
+
+def _contains_problem(field: str, annotation: Any, kind: str | None, value: Any) -> str | None:
+    shape = _shape(annotation)
+    if get_origin(annotation) in (list, tuple):  # a list holds the value: it must be of the items' kind
+        item = _kind(get_args(annotation)[0])
+        if item is None or _fits(item, value):
+            return None
+        return (f"{field} is a list of {_described(item, None)}; {value!r} ({type(value).__name__}) is never one of "
+                f"its items{_QUOTE if item == 'text' else ''}")
+    if kind == "text":
+        if isinstance(value, str):
+            return None
+        return (f"{field} is text; 'contains' looks for text in it and {value!r} ({type(value).__name__}) is not "
+                f"text{_QUOTE}")
+    if kind is None and shape is None:
+        return None
+    return (f"{field} is {_described(kind, shape)}; 'contains' tests text or a list and never matches it; valid "
+            f"operators on it: {', '.join((*EQUALITY, *ORDERING, 'exists')) if shape is None else 'exists'}")
+
+
+def _time_problem(field: str, op: str, value: Any) -> str | None:
+    """Why a text `value` can never equal (or compares wrongly with) the `…Z` text an event's time reads as."""
+    try:
+        at = datetime.fromisoformat(value)
+        canonical = json_time(at.astimezone(UTC)) if at.tzinfo is not None else None
+    except (ValueError, OverflowError):  # not a time; a zoned one past year 9999 or before year 1 in UTC
+        canonical = None
+    if canonical is None:
+        if op not in EQUALITY:
+            return None  # a prefix (`2026-01`) orders as text
+        return (f"{field}: {value!r} is not a time with its zone; an event's time reads as UTC text: "
+                "2026-01-01T00:00:00Z")
+    if canonical == value:
+        return None
+    return (f"{field} reads as UTC text in the form 2026-01-01T00:00:00Z; {value!r} is not written so (it never "
+            f"equals an event's time, and orders as text): write {canonical!r}")
+
+
+def operand_type_problem(field: str, op: str, value: Any) -> str | None:
+    """Why `value` can never match `field` under `op` (wrong YAML type, not one of an enum's values, a text operator
+    on a field that is not text, a `contains` value the field never holds, a time not written as times read)."""
     annotation = event_leaf(field)
     kind = _kind(annotation)
+    if op in TEXT_ONLY:
+        return _text_only_problem(field, op, annotation, kind)
+    if op == "contains":
+        return _contains_problem(field, annotation, kind, value)
+    if op not in EQUALITY and op not in ORDERING:
+        return None
     if kind is None:
         return None
     values = value if op in ("in", "not_in") and isinstance(value, list) else [value]
@@ -50,10 +123,11 @@ def operand_type_problem(field: str, op: str, value: Any) -> str | None:
         if v is None and op in EQUALITY:
             continue  # `eq null`: the field is unset
         if not _fits(kind, v):
-            quote = (" (quote it in YAML: unquoted digits are a number, yes/no/on/off a boolean)"
-                     if kind == "text" else "")
             return (f"{field} is {'text' if kind == 'text' else 'a number'}; {v!r} ({type(v).__name__}) never equals "
-                    f"or compares with it{quote}")
+                    f"or compares with it{_QUOTE if kind == 'text' else ''}")
         if choices is not None and op in EQUALITY and v not in choices:
             return f"{field}: {v!r} is not one of its values; valid choices: {', '.join(choices)}"
+        problem = _time_problem(field, op, v) if annotation is AwareDatetime else None
+        if problem:
+            return problem
     return None

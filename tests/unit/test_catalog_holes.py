@@ -112,12 +112,25 @@ def test_an_approval_that_never_expires_fails_at_load(tmp_path):
     ("event.severity.label", "eq", "hihg", "valid choices: info, low, medium, high, critical"),
     ("event.threat.category", "in", "[llmjacking, lmjacking]", "valid choices:"),
     ("event.actor", "eq", "no", "event.actor is text"),  # YAML 1.1: `no` is false
+    ("event.severity.score", "regex", "'^9'", "event.severity.score is a number; 'regex' tests text"),
+    ("event.severity.score", "glob", "'9*'", "valid operators on it: eq, ne, in, not_in, gt, ge, lt, le, exists"),
+    ("event.severity.score", "cidr", "10.0.0.0/8", "event.severity.score is a number; 'cidr' tests text"),
+    ("event.resources", "regex", "x", "event.resources is a list; 'regex' tests text and never matches it; test a "
+                                      "single value below it: event.resources.0.arn"),
+    ("event.severity", "glob", "'*'", "test a single value below it: event.severity.label, event.severity.score"),
+    ("event.account", "contains", "1111", "event.account is text; 'contains' looks for text in it and 1111 (int)"),
+    ("event.severity.score", "contains", "9", "'contains' tests text or a list and never matches it"),
+    ("event.threat.techniques", "contains", "1562", "event.threat.techniques is a list of text; 1562 (int) is never"),
+    ("event.time", "eq", "'2026-01-01T00:00:00+00:00'", "is not written so (it never equals an event's time"),
+    ("event.time", "lt", "'2026-01-01T05:30:00+05:30'", "write '2026-01-01T00:00:00Z'"),
+    ("event.time", "in", "['2026-01-01T00:00:00.5Z']", "write '2026-01-01T00:00:00.500000Z'"),
+    ("event.time", "ne", "'2026-01-01'", "not a time with its zone; an event's time reads as UTC text"),
 ])
 def test_a_condition_value_that_can_never_match_its_field_fails(tmp_path, field, op, value, needle):
-    """A condition value whose type (or enum choice) never equals the typed field's used to never match, silently."""
+    """A condition that can never match its typed field (value type, enum, text op, contains, time form) fails."""
     [err] = _errors(tmp_path, field=field, op=op, value=value)
     assert needle in err.reason, err.reason
-    assert err.line == 5
+    assert (err.line, err.column) == (5, 7)
 
 
 @pytest.mark.parametrize(("field", "op", "value"), [
@@ -128,9 +141,20 @@ def test_a_condition_value_that_can_never_match_its_field_fails(tmp_path, field,
     ("event.severity.label", "in", "[high, critical]"),
     ("event.attributes.anything", "eq", "7"),
     ("event.time", "ge", "'2024-01-01T00:00:00Z'"),
+    ("event.account", "regex", "'^1111'"),
+    ("event.time", "glob", "'2026-*Z'"),
+    ("event.time", "eq", "'2026-01-01T00:00:00Z'"),
+    ("event.time", "ge", "'2026-01'"),
+    ("event.severity.label", "glob", "'hi*'"),
+    ("event.resources.0.id", "cidr", "10.0.0.0/8"),
+    ("event.account", "contains", "'1111'"),
+    ("event.threat.techniques", "contains", "T1562.008"),
+    ("event.attributes.anything", "regex", "x"),
+    ("event.attributes.anything", "contains", "7"),
+    ("event.severity.original", "glob", "'*'"),
 ])
 def test_a_condition_value_of_the_fields_type_loads(tmp_path, field, op, value):
-    """Values that fit the field's type (and free-form attributes) still load."""
+    """Values that fit the field's type, text operators on text, free-form values and `…Z` times still load."""
     assert _errors(tmp_path, field=field, op=op, value=value) == []
 
 
@@ -139,3 +163,12 @@ def test_exists_takes_only_true_false_or_nothing(tmp_path, value):
     """`exists: 'false'` was truthy (the field must exist), the opposite of what it says; only true/false/null load."""
     [err] = _errors(tmp_path, field="event.actor", op="exists", value=value)
     assert "operator 'exists' takes true or false" in err.reason
+
+
+@pytest.mark.parametrize("where", ["window: true\n", "cooldown: false\n", "count_window: true\n",
+                                   "    approval: {required: true, timeout: true}\n", "    timeout: true\n"])
+def test_a_boolean_duration_fails_at_load(tmp_path, where):
+    """`window: true` loaded as a 1 s window (pydantic's lax float); a boolean is no duration, at its line."""
+    [err] = _errors(tmp_path, RB.format(source="guardduty", field="event.actor", op="exists", value="true") + where)
+    assert "not a duration" in err.reason, err.reason
+    assert err.line == 12
