@@ -4,21 +4,24 @@ YAML turns unquoted `123456789012` into a number, `no` into false and `0123` int
 `{field: event.account, op: eq, value: 123456789012}` compares a string with an int and never matches,
 silently; so does `{field: event.severity.score, op: ge, value: "7"}`, or `event.severity.label eq hihg`.
 So does `regex`, `glob` or `cidr` on a field that is not text (`event.severity.score`), `contains` whose value is not
-what the field holds (`contains: 1111` on the text `event.account`), and an `event.time` not written as the view
-writes it (`2026-01-01T00:00:00+00:00` never equals the event's `2026-01-01T00:00:00Z`).
+what the field holds (`contains: 1111` on the text `event.account`), an `event.time` compared for equality with a
+value that is not a time with its zone, and a `glob`, `regex` or `contains` on it written with a numeric offset
+(`*+00:00` never matches the event's `2026-01-01T00:00:00Z`; a full time with an offset in `eq`, `in` or `ge` is
+compared in that form, responder/rules/times.py).
 Free-form paths (`event.attributes.…`, step results) are not checked: their types are the decoder's.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import datetime
 from enum import Enum
 from typing import Any, get_args, get_origin
 
 from pydantic import AwareDatetime, BaseModel
 
-from responder.models.view import json_time
 from responder.rules.paths import event_leaf, not_single
+from responder.rules.times import instant
 
 EQUALITY = ("eq", "ne", "in", "not_in")
 ORDERING = ("gt", "ge", "lt", "le")
@@ -86,22 +89,26 @@ def _contains_problem(field: str, annotation: Any, kind: str | None, value: Any)
             f"operators on it: {', '.join((*EQUALITY, *ORDERING, 'exists')) if shape is None else 'exists'}")
 
 
-def _time_problem(field: str, op: str, value: Any) -> str | None:
-    """Why a text `value` can never equal (or compares wrongly with) the `…Z` text an event's time reads as."""
-    try:
-        at = datetime.fromisoformat(value)
-        canonical = json_time(at.astimezone(UTC)) if at.tzinfo is not None else None
-    except (ValueError, OverflowError):  # not a time; a zoned one past year 9999 or before year 1 in UTC
-        canonical = None
-    if canonical is None:
-        if op not in EQUALITY:
-            return None  # a prefix (`2026-01`) orders as text
-        return (f"{field}: {value!r} is not a time with its zone; an event's time reads as UTC text: "
-                "2026-01-01T00:00:00Z")
-    if canonical == value:
+def _time_problem(field: str, value: Any) -> str | None:
+    """Why an equality `value` can never equal an event's time: it is not a full time with its zone (a full time
+    written with an offset, `+00:00`, is compared in the `…Z` form: responder/rules/times.py)."""
+    if instant(value) is not None:
         return None
-    return (f"{field} reads as UTC text in the form 2026-01-01T00:00:00Z; {value!r} is not written so (it never "
-            f"equals an event's time, and orders as text): write {canonical!r}")
+    return f"{field}: {value!r} is not a time with its zone; an event's time reads as UTC text: 2026-01-01T00:00:00Z"
+
+
+_OFFSET = re.compile(r"(?:\\?[+-]|\[[+-]{1,2}\])(\d\d):(\d\d)")  # `+00:00`, `-05:00`, regex `\+00:00`, `[+-]00:00`
+
+
+def _offset_problem(field: str, op: str, value: Any) -> str | None:
+    """Why a `glob`, `regex` or `contains` value written with a numeric offset never matches an event's `…Z` time."""
+    if not isinstance(value, str) or not (found := _OFFSET.findall(value)):
+        return None
+    utc = all(hh == mm == "00" for hh, mm in found)
+    fix = (f"write '{_OFFSET.sub('Z', value)}'" if utc else
+           "convert the time to UTC and write it with Z (2026-01-01T05:30:00+05:30 is 2026-01-01T00:00:00Z)")
+    return (f"{field} reads as UTC text ending in Z (2026-01-01T00:00:00Z), never with a numeric offset; {op} "
+            f"'{value}' never matches it: {fix}")
 
 
 def operand_type_problem(field: str, op: str, value: Any) -> str | None:
@@ -109,6 +116,10 @@ def operand_type_problem(field: str, op: str, value: Any) -> str | None:
     on a field that is not text, a `contains` value the field never holds, a time not written as times read)."""
     annotation = event_leaf(field)
     kind = _kind(annotation)
+    if annotation is AwareDatetime and op in ("glob", "regex", "contains"):
+        offset = _offset_problem(field, op, value)
+        if offset:
+            return offset
     if op in TEXT_ONLY:
         return _text_only_problem(field, op, annotation, kind)
     if op == "contains":
@@ -127,7 +138,7 @@ def operand_type_problem(field: str, op: str, value: Any) -> str | None:
                     f"or compares with it{_QUOTE if kind == 'text' else ''}")
         if choices is not None and op in EQUALITY and v not in choices:
             return f"{field}: {v!r} is not one of its values; valid choices: {', '.join(choices)}"
-        problem = _time_problem(field, op, v) if annotation is AwareDatetime else None
-        if problem:
+        problem = _time_problem(field, v) if annotation is AwareDatetime and op in EQUALITY and v is not None else None
+        if problem:  # an ordering value that is not a full time is a prefix (`2026-01`): it orders as text
             return problem
     return None

@@ -121,10 +121,13 @@ def test_an_approval_that_never_expires_fails_at_load(tmp_path):
     ("event.account", "contains", "1111", "event.account is text; 'contains' looks for text in it and 1111 (int)"),
     ("event.severity.score", "contains", "9", "'contains' tests text or a list and never matches it"),
     ("event.threat.techniques", "contains", "1562", "event.threat.techniques is a list of text; 1562 (int) is never"),
-    ("event.time", "eq", "'2026-01-01T00:00:00+00:00'", "is not written so (it never equals an event's time"),
-    ("event.time", "lt", "'2026-01-01T05:30:00+05:30'", "write '2026-01-01T00:00:00Z'"),
-    ("event.time", "in", "['2026-01-01T00:00:00.5Z']", "write '2026-01-01T00:00:00.500000Z'"),
     ("event.time", "ne", "'2026-01-01'", "not a time with its zone; an event's time reads as UTC text"),
+    ("event.time", "in", "['2026-01-01T00:00:00']", "not a time with its zone; an event's time reads as UTC text"),
+    ("event.time", "glob", "'2026-01-01T0[0-5]:*+00:00'", "write '2026-01-01T0[0-5]:*Z'"),
+    ("event.time", "regex", r"'T0[0-5]:\d\d:\d\d\+00:00$'", r"write 'T0[0-5]:\d\d:\d\dZ$'"),
+    ("event.time", "contains", "'+00:00'", "write 'Z'"),
+    ("event.time", "glob", "'2026-01-01T03:00:00+00:00'", "write '2026-01-01T03:00:00Z'"),
+    ("event.time", "glob", "'*-05:00'", "convert the time to UTC and write it with Z"),
 ])
 def test_a_condition_value_that_can_never_match_its_field_fails(tmp_path, field, op, value, needle):
     """A condition that can never match its typed field (value type, enum, text op, contains, time form) fails."""
@@ -145,6 +148,10 @@ def test_a_condition_value_that_can_never_match_its_field_fails(tmp_path, field,
     ("event.time", "glob", "'2026-*Z'"),
     ("event.time", "eq", "'2026-01-01T00:00:00Z'"),
     ("event.time", "ge", "'2026-01'"),
+    ("event.time", "eq", "'2026-01-01T00:00:00+00:00'"),
+    ("event.time", "lt", "'2026-01-01T05:30:00+05:30'"),
+    ("event.time", "in", "['2026-01-01T00:00:00.5Z', '2026-01-01T00:00:00-05:00']"),
+    ("event.time", "glob", "'2026-01-0[1-5]T*'"),
     ("event.severity.label", "glob", "'hi*'"),
     ("event.resources.0.id", "cidr", "10.0.0.0/8"),
     ("event.account", "contains", "'1111'"),
@@ -172,3 +179,13 @@ def test_a_boolean_duration_fails_at_load(tmp_path, where):
     [err] = _errors(tmp_path, RB.format(source="guardduty", field="event.actor", op="exists", value="true") + where)
     assert "not a duration" in err.reason, err.reason
     assert err.line == 12
+
+
+@pytest.mark.parametrize(("value", "column"), [("2026-01-01T00:00:00Z", 42), ("2026-01-01", 42),
+                                               ("[2026-01-01T00:00:00Z]", 43)])
+def test_an_unquoted_time_value_is_one_error_saying_to_quote_it(tmp_path, value, column):
+    """An unquoted YAML timestamp or date as a condition value gave 13 pydantic errors; now one, at its line: quote."""
+    [err] = _errors(tmp_path, field="event.time", op="ge" if value[0] != "[" else "in", value=value)
+    assert "quote it" in err.reason, err.reason
+    assert "'2026-01-01" in err.reason
+    assert (err.line, err.column) == (5, column)
