@@ -12,7 +12,7 @@ from responder.actuators.registry import Registry
 from responder.catalog.attributes import attribute_warnings
 from responder.catalog.checks import escalation_warnings, runbook_problems
 from responder.catalog.grouping import group_by_problems
-from responder.catalog.yamlfile import MERGE, locate, parse_yaml, position, read_source
+from responder.catalog.yamlfile import MERGE, locate, parse_yaml, position, read_source, unquoted_time
 from responder.errors import ConfigError, RunbookError
 from responder.models.runbook import MAX_VERSION, Runbook
 
@@ -76,6 +76,10 @@ def check_runbook(path: Path, registry: Registry) -> tuple[Runbook | None, list[
         return None, [RunbookError(str(path), "a runbook is a YAML mapping", 1, 1)]
     version = version_problem(root, text, data.get("version"))
     early = [RunbookError(str(path), *version)] if version else []
+    when = unquoted_time(root)
+    if when is not None:  # one error saying why, not pydantic's dozen about the condition's every form
+        return None, [*early, RunbookError(str(path), f"value {when.value} is a date or time to YAML, not text: quote "
+                                                      f"it, '{when.value}' (times compare as text)", *position(when))]
     try:
         rb = Runbook.model_validate(data)
     except ValidationError as exc:

@@ -85,6 +85,30 @@ def _unconstructable(node: yaml.Node, seen: set[int] | None = None) -> yaml.Node
     return next((bad for child in children if (bad := _unconstructable(child, seen)) is not None), None)
 
 
+TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
+
+def unquoted_time(node: yaml.Node | None, seen: set[int] | None = None) -> yaml.ScalarNode | None:
+    """The first condition value (`value:` beside `field:` and `op:`), or item of one, that YAML reads as a date or a
+    timestamp (unquoted `2026-01-01T00:00:00Z`): no JSON value, so pydantic's errors about it would not say why."""
+    seen = set() if seen is None else seen
+    if node is None or id(node) in seen or isinstance(node, yaml.ScalarNode):
+        return None
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys = {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+        value = keys.get("value")
+        if value is not None and "field" in keys and "op" in keys:
+            items = value.value if isinstance(value, yaml.SequenceNode) else [value]
+            bad = next((n for n in items if isinstance(n, yaml.ScalarNode) and n.tag == TIMESTAMP), None)
+            if bad is not None:
+                return bad
+        children = [v for _, v in node.value]
+    else:
+        children = node.value
+    return next((bad for child in children if (bad := unquoted_time(child, seen)) is not None), None)
+
+
 def parse_yaml(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
     """The composed YAML (for locations) and its value; RunbookError with the line and column of what is wrong: a
     syntax error, a value that does not construct, a duplicate key, an alias bomb or an alias that contains itself."""

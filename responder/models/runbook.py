@@ -18,7 +18,10 @@ MAX_DURATION = 365 * 86400.0
 
 
 def parse_duration(value: Any) -> Any:
-    """`90`, `"90s"`, `"15m"`, `"1h"`, `"2d"` → seconds; other values are left for pydantic to reject."""
+    """`90`, `"90s"`, `"15m"`, `"1h"`, `"2d"` → seconds; a boolean is refused (pydantic's lax float reads `true` as 1
+    s); other values are left for pydantic to reject."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {str(value).lower()} (use seconds or 500ms, 30s, 15m, 1h, 2d)")
     if isinstance(value, str):
         found = _DURATION.match(value)
         if not found:

@@ -25,9 +25,10 @@ _PLAIN = frozenset((str, int, bool, type(None)))
 _STR = frozenset((str,))
 
 
-def _json(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """`value` as `model_dump(mode="json")` gives a field typed Any: fresh dicts and lists of plain JSON walked here,
-    anything else (enums, tuples, datetimes, non-str keys) by pydantic's own serializer; NaN and infinities as None."""
+    anything else (enums, tuples, datetimes, non-str keys) by pydantic's own serializer; NaN and infinities as None.
+    Conditions and placeholders read every value so (responder/rules/conditions.py `_leaf`), model or view."""
     cls = type(value)
     if cls is str or cls is int or cls is bool or value is None:
         return value
@@ -39,10 +40,10 @@ def _json(value: Any) -> Any:
             if type(key) is not str:
                 return to_jsonable_python(value, inf_nan_mode="null")
             kind = type(item)
-            out[key] = item if kind is str or kind is int or kind is bool or item is None else _json(item)
+            out[key] = item if kind is str or kind is int or kind is bool or item is None else json_value(item)
         return out
     if cls is list:
-        return [_json(item) for item in value]
+        return [json_value(item) for item in value]
     if cls is float:
         return value if isfinite(value) else None
     return to_jsonable_python(value, inf_nan_mode="null")
@@ -87,28 +88,28 @@ def event_view(event: BaseModel) -> dict[str, Any]:
     by_kind: dict[str, Any] = {}
     for res in d["resources"]:
         r = res.__dict__
-        kind = text(r["kind"]) or _json(r["kind"])
+        kind = text(r["kind"]) or json_value(r["kind"])
         attributes = r["attributes"]
         view = {"kind": kind, "id": r["id"], "name": r["name"], "arn": r["arn"],
-                "attributes": _json(attributes) if attributes else {}}
+                "attributes": json_value(attributes) if attributes else {}}
         resources.append(view)
         if kind not in by_kind:
             by_kind[kind] = view
     threat = d["threat"]
     if threat is not None:
         t = threat.__dict__
-        threat = {"category": text(t["category"]) or _json(t["category"]), "techniques": list(t["techniques"])}
+        threat = {"category": text(t["category"]) or json_value(t["category"]), "techniques": list(t["techniques"])}
     sev = d["severity"].__dict__
     score, original = sev["score"], sev["original"]
     return {
         "id": d["id"], "source": d["source"], "type": d["type"],
-        "severity": {"score": score if type(score) is float else _json(score),
-                     "label": text(sev["label"]) or _json(sev["label"]),
+        "severity": {"score": score if type(score) is float else json_value(score),
+                     "label": text(sev["label"]) or json_value(sev["label"]),
                      "original": original if type(original) in _SCALARS
                      else _ORIGINAL.dump_python(original, mode="json")},
         "time": json_time(d["time"]),
         "account": d["account"], "region": d["region"], "cloud": d["cloud"], "actor": d["actor"],
-        "resources": resources, "incident_key": d["incident_key"], "attributes": _json(d["attributes"]),
+        "resources": resources, "incident_key": d["incident_key"], "attributes": json_value(d["attributes"]),
         "threat": threat, "resource": by_kind,
     }
 

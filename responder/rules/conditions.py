@@ -4,6 +4,10 @@ A scope maps namespaces (`event`, `incident`, `steps`) to plain dicts or to froz
 walk model *fields* only (never methods or private attributes), dict keys and list indexes;
 `event.resource.<kind>` is the event's first resource of that kind. Conditions are compiled once
 into closures at load time, so evaluation does no parsing.
+
+A value is read as the event's view writes it (`Event.view()`, responder/models/view.py), whether the scope holds
+the model (a trigger) or the view (a step's `when`, a placeholder): a time as `…Z` text, an enum as its value, a
+tuple as a list, NaN and infinities as null. So a condition means the same wherever it is written.
 """
 
 from __future__ import annotations
@@ -12,13 +16,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
+from math import isfinite
 from typing import Any
 
 from pydantic import BaseModel
 
 from responder.models.event import Event
 from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, NotOf
+from responder.models.view import json_time, json_value
 from responder.rules.operators import COMPARISONS, MISSING, OPERATORS, num
+from responder.rules.times import TIME, time_operand, time_order
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 Getter = Callable[[Mapping[str, Any]], Any]
@@ -51,25 +58,41 @@ def _step(cur: Any, part: str) -> Any:
         return cur.__dict__.get(part, MISSING)  # model fields only: never methods or private state
     if isinstance(cur, Mapping):
         return cur.get(part, MISSING)
-    if isinstance(cur, list | tuple) and part.isdigit():
+    if isinstance(cur, list | tuple | set | frozenset) and part.isdigit():
+        items = list(cur) if isinstance(cur, set | frozenset) else cur  # a set's items in the view's (its own) order
         index = int(part)
-        return cur[index] if index < len(cur) else MISSING
+        return items[index] if index < len(items) else MISSING
     return MISSING
 
 
-_PLAIN = (str, int, float, bool, type(None))
+_PLAIN = (str, int, bool, type(None))  # read as they are (a float is read as a finite number or null)
+_ITEMS = frozenset(_PLAIN)
+_SCALARS = frozenset((*_PLAIN, float))
+
+
+def _plain(items: list[Any] | tuple[Any, ...]) -> bool:
+    """Whether every item is a plain JSON value (a float finite), which a list of them holds as it is."""
+    if _ITEMS.issuperset(map(type, items)):
+        return True
+    return _SCALARS.issuperset(map(type, items)) and all(isfinite(x) for x in items if type(x) is float)
 
 
 def _leaf(value: Any) -> Any:
-    if type(value) in _PLAIN:
-        return value
+    """`value` as the view holds it: a finite float as is, NaN and infinities as None, an enum as its value, a time
+    as `json_time` writes it (`…Z`), a list of plain values as it is (not copied on every check), a model as its
+    JSON dict, anything else (dicts, other lists, dates, Decimals, sets, bytes) as `json_value` writes it."""
+    cls = type(value)
+    if cls is float:
+        return value if isfinite(value) else None
+    if (cls is list or cls is tuple) and _plain(value):
+        return value if cls is list else list(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    return value
+        return json_time(value)
+    if isinstance(value, BaseModel):  # a model's dump keeps a JsonValue field's NaN, which `json_value` reads as None
+        value = value.view() if isinstance(value, Event) else value.model_dump(mode="json")  # `event`: its view
+    return json_value(value)
 
 
 def lookup(scope: Mapping[str, Any], path: str) -> Any:
@@ -96,7 +119,12 @@ def getter(path: str) -> Getter:
                 cur = _step(cur, part)
             if cur is MISSING:
                 return MISSING
-        return cur if type(cur) in _PLAIN else _leaf(cur)
+        cls = type(cur)
+        if cls in _PLAIN:
+            return cur
+        if cls is float:  # the common number (a score), answered without a call
+            return cur if isfinite(cur) else None
+        return _leaf(cur)
 
     return get
 
@@ -104,8 +132,10 @@ def getter(path: str) -> Getter:
 def compile_node(node: ConditionNode) -> Predicate:
     """One condition tree as a closure over the scope."""
     if isinstance(node, Condition):
-        get, op, value = getter(node.field), OPERATORS[node.op], node.value
+        get, op, value = getter(node.field), OPERATORS[node.op], time_operand(node.field, node.op, node.value)
         cmp = COMPARISONS.get(node.op)
+        if cmp is not None and node.field == TIME:
+            return time_order(get, cmp, value)
         if cmp is not None:  # one call fewer for the common numeric test
             return lambda scope: num(get(scope), value, cmp)
         return lambda scope: op(get(scope), value)

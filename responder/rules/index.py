@@ -26,6 +26,7 @@ from responder.models.runbook import AllOf, AnyOf, Condition, ConditionNode, Not
 from responder.models.threat import ThreatCategory
 from responder.rules.conditions import Getter, Predicate, compile_node, getter
 from responder.rules.operators import MISSING
+from responder.rules.times import time_operand
 
 _WILD = re.compile(r"[*?\[]")
 MEMO = 4096  # (source, type, threat category) combinations whose candidates are remembered
@@ -115,12 +116,13 @@ def _eq_anchor(rb: Runbook) -> tuple[str, list[Hashable]] | None:
     for node in rb.trigger.conditions:
         if not isinstance(node, Condition) or not node.field.startswith("event."):
             continue
-        if node.op == "eq" and isinstance(node.value, Hashable) and node.value is not None:
-            return node.field, [node.value]
+        value = time_operand(node.field, node.op, node.value)  # as the compiled condition compares it
+        if node.op == "eq" and isinstance(value, Hashable) and value is not None:
+            return node.field, [value]
         # `in: [null, …]` holds for a field that is null, which `candidates` never probes: not an anchor
-        if node.op == "in" and isinstance(node.value, list) and all(
-                v is not None and isinstance(v, Hashable) for v in node.value):
-            return node.field, [v for v in node.value if isinstance(v, Hashable)]  # all of them
+        if node.op == "in" and isinstance(value, list) and all(
+                v is not None and isinstance(v, Hashable) for v in value):
+            return node.field, [v for v in value if isinstance(v, Hashable)]  # all of them
     return None
 
 
@@ -213,8 +215,8 @@ class TriggerIndex:
             if value is not MISSING and isinstance(value, Hashable):
                 try:
                     hit = eq_table.get(value)
-                except TypeError:  # a tuple holding a dict (`event.resources`) is Hashable but does not hash:
-                    continue  # it equals no anchor value, all of which hash
+                except TypeError:  # defensive: the reader yields JSON values (a tuple as a list), so nothing
+                    continue  # Hashable that does not hash; such a value would equal no anchor value (all hash)
                 if hit:
                     found += hit
         hit = self._source.get(src)

@@ -112,12 +112,28 @@ def test_an_approval_that_never_expires_fails_at_load(tmp_path):
     ("event.severity.label", "eq", "hihg", "valid choices: info, low, medium, high, critical"),
     ("event.threat.category", "in", "[llmjacking, lmjacking]", "valid choices:"),
     ("event.actor", "eq", "no", "event.actor is text"),  # YAML 1.1: `no` is false
+    ("event.severity.score", "regex", "'^9'", "event.severity.score is a number; 'regex' tests text"),
+    ("event.severity.score", "glob", "'9*'", "valid operators on it: eq, ne, in, not_in, gt, ge, lt, le, exists"),
+    ("event.severity.score", "cidr", "10.0.0.0/8", "event.severity.score is a number; 'cidr' tests text"),
+    ("event.resources", "regex", "x", "event.resources is a list; 'regex' tests text and never matches it; test a "
+                                      "single value below it: event.resources.0.arn"),
+    ("event.severity", "glob", "'*'", "test a single value below it: event.severity.label, event.severity.score"),
+    ("event.account", "contains", "1111", "event.account is text; 'contains' looks for text in it and 1111 (int)"),
+    ("event.severity.score", "contains", "9", "'contains' tests text or a list and never matches it"),
+    ("event.threat.techniques", "contains", "1562", "event.threat.techniques is a list of text; 1562 (int) is never"),
+    ("event.time", "ne", "'2026-01-01'", "not a time with its zone; an event's time reads as UTC text"),
+    ("event.time", "in", "['2026-01-01T00:00:00']", "not a time with its zone; an event's time reads as UTC text"),
+    ("event.time", "glob", "'2026-01-01T0[0-5]:*+00:00'", "write '2026-01-01T0[0-5]:*Z'"),
+    ("event.time", "regex", r"'T0[0-5]:\d\d:\d\d\+00:00$'", r"write 'T0[0-5]:\d\d:\d\dZ$'"),
+    ("event.time", "contains", "'+00:00'", "write 'Z'"),
+    ("event.time", "glob", "'2026-01-01T03:00:00+00:00'", "write '2026-01-01T03:00:00Z'"),
+    ("event.time", "glob", "'*-05:00'", "convert the time to UTC and write it with Z"),
 ])
 def test_a_condition_value_that_can_never_match_its_field_fails(tmp_path, field, op, value, needle):
-    """A condition value whose type (or enum choice) never equals the typed field's used to never match, silently."""
+    """A condition that can never match its typed field (value type, enum, text op, contains, time form) fails."""
     [err] = _errors(tmp_path, field=field, op=op, value=value)
     assert needle in err.reason, err.reason
-    assert err.line == 5
+    assert (err.line, err.column) == (5, 7)
 
 
 @pytest.mark.parametrize(("field", "op", "value"), [
@@ -128,9 +144,24 @@ def test_a_condition_value_that_can_never_match_its_field_fails(tmp_path, field,
     ("event.severity.label", "in", "[high, critical]"),
     ("event.attributes.anything", "eq", "7"),
     ("event.time", "ge", "'2024-01-01T00:00:00Z'"),
+    ("event.account", "regex", "'^1111'"),
+    ("event.time", "glob", "'2026-*Z'"),
+    ("event.time", "eq", "'2026-01-01T00:00:00Z'"),
+    ("event.time", "ge", "'2026-01'"),
+    ("event.time", "eq", "'2026-01-01T00:00:00+00:00'"),
+    ("event.time", "lt", "'2026-01-01T05:30:00+05:30'"),
+    ("event.time", "in", "['2026-01-01T00:00:00.5Z', '2026-01-01T00:00:00-05:00']"),
+    ("event.time", "glob", "'2026-01-0[1-5]T*'"),
+    ("event.severity.label", "glob", "'hi*'"),
+    ("event.resources.0.id", "cidr", "10.0.0.0/8"),
+    ("event.account", "contains", "'1111'"),
+    ("event.threat.techniques", "contains", "T1562.008"),
+    ("event.attributes.anything", "regex", "x"),
+    ("event.attributes.anything", "contains", "7"),
+    ("event.severity.original", "glob", "'*'"),
 ])
 def test_a_condition_value_of_the_fields_type_loads(tmp_path, field, op, value):
-    """Values that fit the field's type (and free-form attributes) still load."""
+    """Values that fit the field's type, text operators on text, free-form values and `…Z` times still load."""
     assert _errors(tmp_path, field=field, op=op, value=value) == []
 
 
@@ -139,3 +170,22 @@ def test_exists_takes_only_true_false_or_nothing(tmp_path, value):
     """`exists: 'false'` was truthy (the field must exist), the opposite of what it says; only true/false/null load."""
     [err] = _errors(tmp_path, field="event.actor", op="exists", value=value)
     assert "operator 'exists' takes true or false" in err.reason
+
+
+@pytest.mark.parametrize("where", ["window: true\n", "cooldown: false\n", "count_window: true\n",
+                                   "    approval: {required: true, timeout: true}\n", "    timeout: true\n"])
+def test_a_boolean_duration_fails_at_load(tmp_path, where):
+    """`window: true` loaded as a 1 s window (pydantic's lax float); a boolean is no duration, at its line."""
+    [err] = _errors(tmp_path, RB.format(source="guardduty", field="event.actor", op="exists", value="true") + where)
+    assert "not a duration" in err.reason, err.reason
+    assert err.line == 12
+
+
+@pytest.mark.parametrize(("value", "column"), [("2026-01-01T00:00:00Z", 42), ("2026-01-01", 42),
+                                               ("[2026-01-01T00:00:00Z]", 43)])
+def test_an_unquoted_time_value_is_one_error_saying_to_quote_it(tmp_path, value, column):
+    """An unquoted YAML timestamp or date as a condition value gave 13 pydantic errors; now one, at its line: quote."""
+    [err] = _errors(tmp_path, field="event.time", op="ge" if value[0] != "[" else "in", value=value)
+    assert "quote it" in err.reason, err.reason
+    assert "'2026-01-01" in err.reason
+    assert (err.line, err.column) == (5, column)

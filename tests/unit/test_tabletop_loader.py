@@ -107,3 +107,9 @@ def test_a_playbook_that_is_not_utf8_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["tabletop", "validate", "--runbooks", str(ROOT / "runbooks"), str(path)])
     assert (result.exit_code, result.exception is None or isinstance(result.exception, SystemExit)) == (3, True)
     assert "not UTF-8" in result.output
+
+
+def test_a_boolean_duration_in_a_playbook_is_refused(tmp_path):
+    """`within: true` was read as 1 virtual second (pydantic's lax float); playbook durations refuse booleans too."""
+    tail = "  - id: matched\n    kind: runbook_matched\n    runbook: access-key-compromise\n    within: true\n"
+    _refused(tmp_path, tail, "19:13", "not a duration: true")
