@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -98,3 +100,27 @@ async def copy_version(aws: AwsSession, source: str, target: str) -> None:
 def legacy_sign(model_dir: Path, key: Path, signature: Path) -> None:
     """Sign the way responder did before release statements: the files only."""
     ms_signing.Config().use_elliptic_key_signer(private_key=key).sign(model_dir, signature)
+
+
+def forged_bundle(bundle: bytes, name: str, data: bytes) -> bytes:
+    """The obvious forgery by a registry writer who cannot sign: the DSSE payload rewritten so that file `name`
+    has the digest of `data` (and the subject the matching root digest), the old signature kept."""
+    envelope = json.loads(bundle)
+    statement = json.loads(base64.b64decode(envelope["dsseEnvelope"]["payload"]))
+    resources = statement["predicate"]["resources"]
+    for resource in resources:
+        if resource["name"] == name:
+            resource["digest"] = hashlib.sha256(data).hexdigest()
+    root = hashlib.sha256(b"".join(bytes.fromhex(r["digest"]) for r in resources))
+    statement["subject"][0]["digest"]["sha256"] = root.hexdigest()
+    envelope["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    return json.dumps(envelope).encode()
+
+
+def forge_version(root: Path, model: str, version: str) -> None:
+    """In the local registry `root`: replace `version`'s weights and forge its bundle to list them (`forged_bundle`)."""
+    place = root / model / "versions" / version
+    weights = b"attacker weights"
+    (place / "model" / "weights.bin").write_bytes(weights)
+    signature = place / "model.sig"
+    signature.write_bytes(forged_bundle(signature.read_bytes(), "weights.bin", weights))
