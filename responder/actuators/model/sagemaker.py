@@ -1,10 +1,12 @@
 """The SageMaker registry: versions live in S3 (as in `s3.py`); serving = the endpoint's config.
 
 Conventions: the endpoint is named after the model; the endpoint config that serves version V is
-named `<model>-<V with . and _ as ->` and its production variant's model must load its data from
-exactly that version's artifact prefix. Which version an endpoint serves is read from the live
-endpoint (endpoint → config → model → ModelDataUrl), never from a label, so a config that points
-somewhere else is caught before and after the switch.
+named `<model>-<V with . and _ as ->`, has one production variant, and every container of that
+variant's model (the primary container, or each container of an inference pipeline) must load all its
+data (`ModelDataUrl`, `ModelDataSource`, `AdditionalModelDataSources`) from under that version's
+artifact prefix. Which version an endpoint serves is read from the live endpoint (endpoint → config
+→ model → containers' data), never from a label, so a config that points somewhere else, even in one
+container of several, is caught before and after the switch.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from responder.actuators.base import AwsCaller
@@ -38,6 +41,13 @@ def config_name(model: str, version: str) -> str:
     return name
 
 
+def data_urls(container: Mapping[str, Any]) -> list[str]:
+    """Every S3 location one container definition loads model data from."""
+    sources = [container.get("ModelDataSource"), *(container.get("AdditionalModelDataSources") or [])]
+    urls = [container.get("ModelDataUrl"), *((s or {}).get("S3DataSource", {}).get("S3Uri") for s in sources)]
+    return [str(u) for u in urls if u]
+
+
 class SageMakerStore(S3Store):
     """Versions in S3; the serving pointer is the SageMaker endpoint's EndpointConfigName."""
 
@@ -48,7 +58,8 @@ class SageMakerStore(S3Store):
         self.poll_interval = poll_interval
         self.deploy_timeout = deploy_timeout
 
-    async def _config_data_url(self, config: str) -> str | None:
+    async def _config_containers(self, config: str) -> list[list[str]] | None:
+        """The data URLs each container of `config`'s one production variant's model loads; None without that."""
         try:
             desc = await self.aws.call("sagemaker", "describe_endpoint_config", EndpointConfigName=config)
         except PermanentActuationError as exc:
@@ -59,10 +70,15 @@ class SageMakerStore(S3Store):
         if len(variants) != 1:
             return None
         model = await self.aws.call("sagemaker", "describe_model", ModelName=variants[0]["ModelName"])
-        container: dict[str, Any] = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
-        source = container.get("ModelDataSource", {}).get("S3DataSource", {}).get("S3Uri")
-        url = container.get("ModelDataUrl") or source
-        return str(url) if url else None
+        primary = [model["PrimaryContainer"]] if model.get("PrimaryContainer") else []
+        return [data_urls(c) for c in [*primary, *(model.get("Containers") or [])]]
+
+    def loaded_version(self, model: str, containers: Sequence[Sequence[str]]) -> str | None:
+        """The one registry version every container loads all its data from, or None."""
+        found = {self.version_of(model, url) for urls in containers for url in urls}
+        if not containers or not all(containers) or len(found) != 1:
+            return None
+        return found.pop()
 
     def version_of(self, model: str, data_url: str | None) -> str | None:
         """The registry version whose artifact prefix `data_url` lies under, or None."""
@@ -90,15 +106,21 @@ class SageMakerStore(S3Store):
 
     async def serving(self, model: str) -> str | None:
         desc = await self.settled(model)
-        return self.version_of(model, await self._config_data_url(str(desc["EndpointConfigName"])))
+        return self.loaded_version(model, await self._config_containers(str(desc["EndpointConfigName"])) or [])
 
     async def deployable(self, version: ModelVersion) -> str | None:
         config = config_name(version.model, version.version)
-        url = await self._config_data_url(config)
-        if url is None:
+        containers = await self._config_containers(config)
+        if containers is None:
             return f"no endpoint config {config} with one production variant"
-        if self.version_of(version.model, url) != version.version:
-            return f"endpoint config {config} loads {url}, not {version.location}"
+        if not containers:
+            return f"endpoint config {config}'s model has no container"
+        for n, urls in enumerate(containers, 1):
+            if not urls:
+                return f"endpoint config {config}: container {n} loads no model data (not {version.location})"
+            for url in urls:
+                if self.version_of(version.model, url) != version.version:
+                    return f"endpoint config {config}: container {n} loads {url}, not {version.location}"
         return None
 
     async def set_serving(self, model: str, version: ModelVersion) -> None:
