@@ -124,3 +124,40 @@ def forge_version(root: Path, model: str, version: str) -> None:
     (place / "model" / "weights.bin").write_bytes(weights)
     signature = place / "model.sig"
     signature.write_bytes(forged_bundle(signature.read_bytes(), "weights.bin", weights))
+
+
+class _Body:
+    """A get_object Body: read() and iter_chunks()."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        """The whole object."""
+        return self.data
+
+    def iter_chunks(self, chunk_size: int) -> list[bytes]:
+        """The object in chunks."""
+        return [self.data[i:i + chunk_size] for i in range(0, len(self.data), chunk_size)] or [b""]
+
+
+class MemoryS3:
+    """An AwsCaller holding one bucket in memory: the S3 calls the model registry makes (no SSM)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    async def call(self, service: str, operation: str, **kwargs: object) -> dict[str, object]:
+        """put_object, get_object and list_objects_v2 (one page), on any bucket name."""
+        key = str(kwargs.get("Key", ""))
+        if (service, operation) == ("s3", "put_object"):
+            body = kwargs["Body"]
+            self.objects[key] = body if isinstance(body, bytes) else bytes(str(body), "utf-8")
+            return {}
+        if (service, operation) == ("s3", "get_object"):
+            return {"Body": _Body(self.objects[key])}
+        if (service, operation) == ("s3", "list_objects_v2"):
+            when = datetime(2026, 1, 1, tzinfo=UTC)
+            return {"Contents": [{"Key": k, "Size": len(v), "LastModified": when}
+                                 for k, v in sorted(self.objects.items()) if k.startswith(str(kwargs["Prefix"]))]}
+        raise AssertionError(f"unexpected AWS call {service}.{operation}")

@@ -96,6 +96,20 @@ async def test_s3_object_key_escaping_the_artifact_is_rejected(aws, s3store, tmp
         await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v2", registry=URL), context(aws, URL, keys))
 
 
+async def test_s3_keys_naming_a_file_and_a_directory_alike_are_walked_past(aws, s3store, tmp_path, keys):
+    """v2 gains keys model/x and model/x/y (no local copy holds both): v2 is unsafe_path, the rollback serves v1."""
+    for v in ("v1", "v2", "v3"):
+        await publish(s3store, tmp_path / "w", "fraud", v, keys.private)
+    await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
+    for key, body in (("x", b"1"), ("x/y", b"2")):
+        await aws.call("s3", "put_object", Bucket=BUCKET, Key=f"registry/fraud/versions/v2/model/{key}", Body=body)
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v3", registry=URL),
+                                  context(aws, URL, keys))
+    assert result.outputs["to"] == "v1"
+    assert [r["reason"] for r in result.outputs["rejected"]] == ["unsafe_path"]  # type: ignore[index, union-attr]
+    assert await s3store.serving("fraud") == "v1"
+
+
 def _endpoint(config: str, status: str = "InService") -> dict[str, Any]:
     return {"EndpointName": "fraud", "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/fraud",
             "EndpointConfigName": config, "EndpointStatus": status, "CreationTime": NOW, "LastModifiedTime": NOW}

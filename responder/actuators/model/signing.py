@@ -30,6 +30,7 @@ from responder.actuators.model.release import (
     signed_release,
     signs_release,
 )
+from responder.actuators.model.versions import printable
 from responder.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -68,6 +69,10 @@ class Verdict:
     key: str | None = None
     digest: str | None = None
     release: Release | None = None
+
+    def __post_init__(self) -> None:
+        # file names (undecodable bytes) and model-signing's messages reach the detail: it must encode for the timeline
+        object.__setattr__(self, "detail", printable(self.detail))
 
 
 def _signing() -> tuple[Any, Any, Any]:
