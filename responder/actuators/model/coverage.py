@@ -59,12 +59,17 @@ def listed_files(bundle: bytes) -> frozenset[str]:
         return frozenset()
 
 
+def _raise(error: OSError) -> None:
+    raise error
+
+
 def uncovered(model_dir: Path, bundle: bytes) -> list[str]:
     """Every file under `model_dir` that `bundle` does not list, sorted, as relative paths (symbolic links count as
-    files; model-signing has refused any by then)."""
+    files; model-signing has refused any by then). A directory that cannot be listed raises its OSError: it may hold
+    files nobody signed (model-signing's own listing skips it silently)."""
     listed = listed_files(bundle)
     found: list[str] = []
-    for folder, dirs, files in os.walk(model_dir, followlinks=False):
+    for folder, dirs, files in os.walk(model_dir, onerror=_raise, followlinks=False):
         here = Path(folder)
         names = [*files, *(d for d in dirs if (here / d).is_symlink())]
         found.extend(rel for rel in ((here / n).relative_to(model_dir).as_posix() for n in names) if rel not in listed)

@@ -7,12 +7,16 @@ candidate it rejects.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 SIGNATURE_NAME = "model.sig"
 HASHES = ("sha256", "blake3")
+_STDOUT = threading.Lock()  # held while sys.stdout is redirected around model-signing's verify (`_quietly`)
 SAYS_NO = (ValueError, InvalidSignature)  # model-signing's ways to refuse a bundle (ValidationError is a ValueError)
 
 
@@ -166,14 +171,31 @@ def verify(model_dir: Path, signature: Path | None, trusted_keys: Sequence[Path]
         return _verify_with_keys(model_dir, copy, bundle, digest, serialization, trusted_keys)
 
 
+def _quietly(verify: Callable[[], object]) -> None:
+    """Run model-signing's verify with what it print()s to stdout (a hintless bundle's warning) logged instead: the
+    CLI's stdout carries JSON. The lock keeps concurrent verifies from swapping sys.stdout under each other."""
+    said = io.StringIO()
+    try:
+        with _STDOUT, contextlib.redirect_stdout(said):
+            verify()
+    finally:
+        if said.getvalue().strip():
+            log.warning("model_signing_said", text=" ".join(said.getvalue().split())[:500])
+
+
 def _verify_with_keys(model_dir: Path, copy: Path, bundle: bytes, digest: str, serialization: Serialization,
                       trusted_keys: Sequence[Path]) -> Verdict:
     hashing, _, verifying = _signing()
     mismatches: list[str] = []
+    invalid: InvalidSignature | None = None
     for key in trusted_keys:
         try:
             verifier = verifying.Config().use_elliptic_key_verifier(public_key=key)
-            verifier.set_hashing_config(hashing_config(hashing, serialization)).verify(model_dir, copy)
+            verifier.set_hashing_config(hashing_config(hashing, serialization))
+            _quietly(partial(verifier.verify, model_dir, copy))
+        except InvalidSignature as exc:  # with no key hint in the bundle, how another key says no: try the next
+            invalid = invalid or exc
+            continue
         except Exception as exc:  # noqa: BLE001 - model-signing raises all kinds on a damaged bundle: each is a "no"
             text = str(exc)
             if isinstance(exc, ValueError) and text.startswith("Key mismatch"):
@@ -182,7 +204,11 @@ def _verify_with_keys(model_dir: Path, copy: Path, bundle: bytes, digest: str, s
             if isinstance(exc, ValueError) and text.startswith("Signature mismatch"):
                 return Verdict(False, Reason.TAMPERED, text[:500], key=key_id(key), digest=digest)
             return _unverifiable(exc, digest)
-        extra = uncovered(model_dir, bundle)
+        try:
+            extra = uncovered(model_dir, bundle)
+        except OSError as exc:  # a directory that cannot be listed may hold files nobody signed
+            return Verdict(False, Reason.TAMPERED, f"cannot list every file of the artifact: {type(exc).__name__}: "
+                           f"{exc}"[:500], key=key_id(key), digest=digest)
         if extra:
             more = f" and {len(extra) - 10} more" if len(extra) > 10 else ""
             return Verdict(False, Reason.TAMPERED, f"files the signature does not list: {', '.join(extra[:10])}{more}"
@@ -192,6 +218,8 @@ def _verify_with_keys(model_dir: Path, copy: Path, bundle: bytes, digest: str, s
             return Verdict(False, Reason.TAMPERED, f"{RELEASE_NAME} is not the signed release statement",
                            key=key_id(key), digest=digest)
         return Verdict(True, key=key_id(key), digest=digest, release=release)
+    if invalid is not None:
+        return _unverifiable(invalid, digest)
     return Verdict(False, Reason.UNTRUSTED_KEY, f"signed by none of the trusted keys ({', '.join(mismatches)})",
                    digest=digest)
 
