@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from responder.actuators.model.local import LocalStore
 from responder.actuators.model.signing import Reason, sign, verify
 from responder.cli.app import app
 from responder.cli.output import EXIT_CONFIG
+from responder.sandbox import lifeline
 from tests.modelkit import Keys, legacy_sign, make_model, publish, settings_registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +93,7 @@ def test_a_directory_that_cannot_be_listed_fails_verification(keys):
         command = [sys.executable, "-c", UNLISTABLE, str(root)]
         if as_root:
             command = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", *command]
-        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT,
+        done = lifeline.run(command, capture_output=True, text=True, check=False, cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         (model / "extra").chmod(0o755)
     assert done.returncode == 0, done.stderr
