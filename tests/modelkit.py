@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -98,3 +100,64 @@ async def copy_version(aws: AwsSession, source: str, target: str) -> None:
 def legacy_sign(model_dir: Path, key: Path, signature: Path) -> None:
     """Sign the way responder did before release statements: the files only."""
     ms_signing.Config().use_elliptic_key_signer(private_key=key).sign(model_dir, signature)
+
+
+def forged_bundle(bundle: bytes, name: str, data: bytes) -> bytes:
+    """The obvious forgery by a registry writer who cannot sign: the DSSE payload rewritten so that file `name`
+    has the digest of `data` (and the subject the matching root digest), the old signature kept."""
+    envelope = json.loads(bundle)
+    statement = json.loads(base64.b64decode(envelope["dsseEnvelope"]["payload"]))
+    resources = statement["predicate"]["resources"]
+    for resource in resources:
+        if resource["name"] == name:
+            resource["digest"] = hashlib.sha256(data).hexdigest()
+    root = hashlib.sha256(b"".join(bytes.fromhex(r["digest"]) for r in resources))
+    statement["subject"][0]["digest"]["sha256"] = root.hexdigest()
+    envelope["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(statement).encode()).decode()
+    return json.dumps(envelope).encode()
+
+
+def forge_version(root: Path, model: str, version: str) -> None:
+    """In the local registry `root`: replace `version`'s weights and forge its bundle to list them (`forged_bundle`)."""
+    place = root / model / "versions" / version
+    weights = b"attacker weights"
+    (place / "model" / "weights.bin").write_bytes(weights)
+    signature = place / "model.sig"
+    signature.write_bytes(forged_bundle(signature.read_bytes(), "weights.bin", weights))
+
+
+class _Body:
+    """A get_object Body: read() and iter_chunks()."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def read(self) -> bytes:
+        """The whole object."""
+        return self.data
+
+    def iter_chunks(self, chunk_size: int) -> list[bytes]:
+        """The object in chunks."""
+        return [self.data[i:i + chunk_size] for i in range(0, len(self.data), chunk_size)] or [b""]
+
+
+class MemoryS3:
+    """An AwsCaller holding one bucket in memory: the S3 calls the model registry makes (no SSM)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    async def call(self, service: str, operation: str, **kwargs: object) -> dict[str, object]:
+        """put_object, get_object and list_objects_v2 (one page), on any bucket name."""
+        key = str(kwargs.get("Key", ""))
+        if (service, operation) == ("s3", "put_object"):
+            body = kwargs["Body"]
+            self.objects[key] = body if isinstance(body, bytes) else bytes(str(body), "utf-8")
+            return {}
+        if (service, operation) == ("s3", "get_object"):
+            return {"Body": _Body(self.objects[key])}
+        if (service, operation) == ("s3", "list_objects_v2"):
+            when = datetime(2026, 1, 1, tzinfo=UTC)
+            return {"Contents": [{"Key": k, "Size": len(v), "LastModified": when}
+                                 for k, v in sorted(self.objects.items()) if k.startswith(str(kwargs["Prefix"]))]}
+        raise AssertionError(f"unexpected AWS call {service}.{operation}")

@@ -19,7 +19,7 @@ from responder.actuators.aws.session import AwsSession
 from responder.actuators.model.params import RollbackParams, VersionParams
 from responder.actuators.model.sagemaker import SageMakerStore
 from responder.errors import PermanentActuationError
-from tests.modelkit import BUCKET, URL, context, publish
+from tests.modelkit import BUCKET, URL, context, forged_bundle, publish
 
 ROLLBACK = registry.get("model.rollback_to_last_signed")
 QUARANTINE = registry.get("model.quarantine_version")
@@ -43,6 +43,23 @@ async def test_s3_rollback_skips_tampered_and_moves_the_ssm_pointer(aws, s3store
     assert [r["reason"] for r in result.outputs["rejected"]] == ["tampered"]  # type: ignore[index, union-attr]
     history = await aws.call("ssm", "get_parameter_history", Name="/responder/models/fraud/serving")
     assert [h["Value"] for h in history["Parameters"]] == ["v3", "v1"]
+
+
+async def test_s3_forged_bundle_on_the_middle_version_is_walked_past(aws, s3store, tmp_path, keys):
+    """v3 served, v2's weights and payload rewritten in S3 under the old signature: v2 is bad_signature, v1 served."""
+    for v in ("v1", "v2", "v3"):
+        await publish(s3store, tmp_path / "w", "fraud", v, keys.private)
+    await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
+    place = "registry/fraud/versions/v2"
+    bundle = (await aws.call("s3", "get_object", Bucket=BUCKET, Key=f"{place}/model.sig"))["Body"].read()
+    await aws.call("s3", "put_object", Bucket=BUCKET, Key=f"{place}/model/weights.bin", Body=b"attacker weights")
+    await aws.call("s3", "put_object", Bucket=BUCKET, Key=f"{place}/model.sig",
+                   Body=forged_bundle(bundle, "weights.bin", b"attacker weights"))
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v3", registry=URL),
+                                  context(aws, URL, keys))
+    assert result.outputs["to"] == "v1"
+    assert [r["reason"] for r in result.outputs["rejected"]] == ["bad_signature"]  # type: ignore[index, union-attr]
+    assert await s3store.serving("fraud") == "v1"
 
 
 async def test_s3_refusal_leaves_the_pointer_alone(aws, s3store, tmp_path, keys):
@@ -77,6 +94,20 @@ async def test_s3_object_key_escaping_the_artifact_is_rejected(aws, s3store, tmp
                    Body=b"x")
     with pytest.raises(PermanentActuationError, match="v1: unsafe_path"):
         await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v2", registry=URL), context(aws, URL, keys))
+
+
+async def test_s3_keys_naming_a_file_and_a_directory_alike_are_walked_past(aws, s3store, tmp_path, keys):
+    """v2 gains keys model/x and model/x/y (no local copy holds both): v2 is unsafe_path, the rollback serves v1."""
+    for v in ("v1", "v2", "v3"):
+        await publish(s3store, tmp_path / "w", "fraud", v, keys.private)
+    await s3store.set_serving("fraud", (await s3store.versions("fraud"))[-1])
+    for key, body in (("x", b"1"), ("x/y", b"2")):
+        await aws.call("s3", "put_object", Bucket=BUCKET, Key=f"registry/fraud/versions/v2/model/{key}", Body=body)
+    result = await ROLLBACK.apply(RollbackParams(model="fraud", from_version="v3", registry=URL),
+                                  context(aws, URL, keys))
+    assert result.outputs["to"] == "v1"
+    assert [r["reason"] for r in result.outputs["rejected"]] == ["unsafe_path"]  # type: ignore[index, union-attr]
+    assert await s3store.serving("fraud") == "v1"
 
 
 def _endpoint(config: str, status: str = "InService") -> dict[str, Any]:

@@ -27,6 +27,7 @@ from responder.actuators.model.release import MAX_RELEASE_BYTES, RELEASE_NAME, R
 from responder.actuators.model.signing import SIGNATURE_NAME, bundle_digest
 from responder.actuators.model.versions import (
     ARTIFACT_DIR,
+    MAX_META_BYTES,
     MODEL_NAME,
     VERSION_META,
     VERSION_NAME,
@@ -58,17 +59,27 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 def created_at(meta: bytes | None, fallback: datetime, release: Release | None = None) -> datetime:
     """A version's place in the order: the `created` of the release statement its bundle lists (`listed_release`;
-    checked against the signature before it is served), else of its version.json (legacy signatures), else
-    `fallback`."""
+    checked against the signature before it is served), else of its version.json (legacy signatures; one over
+    MAX_META_BYTES, not JSON or nested too deep is ignored), else `fallback`."""
     if release is not None:
         return release.created
-    if meta:
+    if meta and len(meta) <= MAX_META_BYTES:
         try:
             value = datetime.fromisoformat(str(json.loads(meta)["created"]))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: JSON nested too deep
             return fallback
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     return fallback
+
+
+def _small(path: Path) -> bytes | None:
+    """The bytes of a regular file of at most MAX_META_BYTES, else None (missing, larger, unreadable, a link)."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_META_BYTES:
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 class LocalStore:
@@ -106,7 +117,7 @@ class LocalStore:
                 location=str(entry / ARTIFACT_DIR),
                 signature=str(sig) if bundle is not None else None,
                 digest=bundle_digest(bundle) if bundle is not None else None,
-                created=created_at(meta.read_bytes() if meta.is_file() else None, mtime,
+                created=created_at(_small(meta), mtime,
                                    listed_release(statement.read_bytes() if small else None, bundle)),
             ))
         return sorted(found, key=lambda v: (v.created, v.version))

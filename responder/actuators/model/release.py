@@ -75,7 +75,8 @@ def parse_release(data: bytes | None) -> Release | None:
         return None
 
 
-def _statement(bundle: bytes) -> dict[str, Any] | None:
+def bundle_statement(bundle: bytes) -> dict[str, Any] | None:
+    """The in-toto statement in a bundle's DSSE payload, unverified; None when it has none."""
     try:
         statement = json.loads(base64.b64decode(json.loads(bundle)["dsseEnvelope"]["payload"]))
     except (ValueError, KeyError, TypeError, RecursionError):  # deeply nested JSON: not a bundle
@@ -89,7 +90,7 @@ def content_digest(bundle: bytes) -> str | None:
     This is model-signing's root digest computed without `RELEASE_NAME`: the same files give the same
     digest whatever model or version they were signed as.
     """
-    statement = _statement(bundle)
+    statement = bundle_statement(bundle)
     try:
         resources = statement["predicate"]["resources"] if statement else None
         hasher = hashlib.sha256()
@@ -102,7 +103,7 @@ def content_digest(bundle: bytes) -> str | None:
 
 
 def _release_resource(bundle: bytes) -> dict[str, Any] | None:
-    statement = _statement(bundle)
+    statement = bundle_statement(bundle)
     try:
         found = [r for r in statement["predicate"]["resources"] if r["name"] == RELEASE_NAME] if statement else []
     except (KeyError, TypeError):

@@ -28,6 +28,7 @@ from responder.actuators.model.release import MAX_RELEASE_BYTES, RELEASE_NAME, l
 from responder.actuators.model.signing import SIGNATURE_NAME, bundle_digest
 from responder.actuators.model.versions import (
     ARTIFACT_DIR,
+    MAX_META_BYTES,
     MODEL_NAME,
     VERSION_META,
     VERSION_NAME,
@@ -131,7 +132,9 @@ class S3Store:
             keys = {str(o["Key"]) for o in objects}
             vbase = base + version + "/"
             oldest = min(o["LastModified"] for o in objects)
-            meta = await self._get(vbase + VERSION_META) if vbase + VERSION_META in keys else None
+            meta_key = vbase + VERSION_META
+            small_meta = any(o["Key"] == meta_key and int(o.get("Size", 0)) <= MAX_META_BYTES for o in objects)
+            meta = await self._get(meta_key) if small_meta else None
             statement_key = vbase + ARTIFACT_DIR + "/" + RELEASE_NAME
             small = any(o["Key"] == statement_key and int(o.get("Size", 0)) <= MAX_RELEASE_BYTES for o in objects)
             statement = await self._get(statement_key) if small else None
@@ -188,8 +191,12 @@ class S3Store:
                 if not safe_relative(name):
                     raise PermanentActuationError(f"unsafe file name {name!r} in {version.location}", code="BadKey")
                 dest = root / name
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                await self._download(str(obj["Key"]), dest)
+                try:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    await self._download(str(obj["Key"]), dest)
+                except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+                    raise PermanentActuationError(f"file name {name!r} in {version.location} is both a file and a "
+                                                  f"directory ({exc.strerror})", code="BadKey") from exc
             sig: Path | None = None
             if version.signature is not None:
                 sig = Path(tmp) / SIGNATURE_NAME

@@ -68,6 +68,13 @@ async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], 
             verdict = await asyncio.to_thread(verify, artifact, signature, keys)
     except PermanentActuationError as exc:
         return Verdict(False, Reason.UNSAFE_PATH if exc.code == "BadKey" else Reason.MISSING_ARTIFACT, str(exc))
+    except (ConnectionError, TimeoutError):
+        raise  # the network, not the candidate: the step's retry policy decides
+    except OSError as exc:  # a file that cannot be read or staged (a full disk too): this candidate is not served
+        log.warning("model_artifact_unreadable", model=version.model, version=version.version,
+                    error=type(exc).__name__)
+        return Verdict(False, Reason.MISSING_ARTIFACT, f"cannot read or stage the artifact: {type(exc).__name__}: "
+                                                       f"{exc}")
     if verdict.digest and digest_mark(verdict.digest) in quarantined:
         return Verdict(False, Reason.QUARANTINED, f"artifact digest {verdict.digest} is quarantined")
     verdict = bound(version, verdict, legacy, migrated)

@@ -7,17 +7,25 @@ candidate it rejects.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+import io
+import tempfile
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import structlog
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from responder.actuators.model.coverage import Serialization, hashing_config, signed_serialization, uncovered
 from responder.actuators.model.release import (
     RELEASE_NAME,
     Release,
@@ -26,10 +34,15 @@ from responder.actuators.model.release import (
     signed_release,
     signs_release,
 )
+from responder.actuators.model.versions import printable
 from responder.errors import ConfigError
+
+log = structlog.get_logger(__name__)
 
 SIGNATURE_NAME = "model.sig"
 HASHES = ("sha256", "blake3")
+_STDOUT = threading.Lock()  # held while sys.stdout is redirected around model-signing's verify (`_quietly`)
+SAYS_NO = (ValueError, InvalidSignature)  # model-signing's ways to refuse a bundle (ValidationError is a ValueError)
 
 
 class Reason(StrEnum):
@@ -61,6 +74,10 @@ class Verdict:
     key: str | None = None
     digest: str | None = None
     release: Release | None = None
+
+    def __post_init__(self) -> None:
+        # file names (undecodable bytes) and model-signing's messages reach the detail: it must encode for the timeline
+        object.__setattr__(self, "detail", printable(self.detail))
 
 
 def _signing() -> tuple[Any, Any, Any]:
@@ -112,7 +129,9 @@ def sign(model_dir: Path, private_key: Path, signature: Path, *, model: str, ver
         raise ConfigError(f"{statement} is a symbolic link; remove it before signing")
     statement.write_bytes(release_for(model, version, created).encode())
     hashing, signing, _ = _signing()
-    config = hashing.Config().use_file_serialization(hashing_algorithm=hash_name)
+    # every file, git-named ones too: model-signing's default leaves .git*/.github out (see coverage.py)
+    config = hashing.Config().set_ignored_paths(paths=[], ignore_git_paths=False).use_file_serialization(
+        hashing_algorithm=hash_name)
     try:
         signer = signing.Config().use_elliptic_key_signer(private_key=private_key)
         signer.set_hashing_config(config).sign(model_dir, signature)
@@ -127,7 +146,11 @@ def bundle_digest(data: bytes) -> str | None:
 
 
 def verify(model_dir: Path, signature: Path | None, trusted_keys: Sequence[Path]) -> Verdict:
-    """Verify `model_dir` against its bundle with each trusted key in turn; say why when it fails."""
+    """Verify `model_dir` against its bundle with each trusted key in turn; say why when it fails.
+
+    Whatever model-signing raises on a forged or damaged bundle is a `bad_signature` verdict naming the
+    exception's type, never an exception out of here: one bad candidate must not stop a rollback walk.
+    """
     if signature is None or not signature.is_file():
         return Verdict(False, Reason.UNSIGNED, "no signature bundle")
     if not model_dir.is_dir():
@@ -138,26 +161,74 @@ def verify(model_dir: Path, signature: Path | None, trusted_keys: Sequence[Path]
     digest = bundle_digest(bundle)
     if digest is None:
         return Verdict(False, Reason.BAD_SIGNATURE, "the signature bundle is not a model-signing bundle")
-    _, _, verifying = _signing()
+    serialization = signed_serialization(bundle)
+    if serialization is None:
+        return Verdict(False, Reason.BAD_SIGNATURE, "the signature bundle names no hashing method model-signing "
+                       "knows", digest=digest)
+    with tempfile.TemporaryDirectory(prefix="responder-bundle-") as private:
+        copy = Path(private) / SIGNATURE_NAME  # model-signing checks the very bytes read above, not a later write
+        copy.write_bytes(bundle)
+        return _verify_with_keys(model_dir, copy, bundle, digest, serialization, trusted_keys)
+
+
+def _quietly(verify: Callable[[], object]) -> None:
+    """Run model-signing's verify with what it print()s to stdout (a hintless bundle's warning) logged instead: the
+    CLI's stdout carries JSON. The lock keeps concurrent verifies from swapping sys.stdout under each other."""
+    said = io.StringIO()
+    try:
+        with _STDOUT, contextlib.redirect_stdout(said):
+            verify()
+    finally:
+        if said.getvalue().strip():
+            log.warning("model_signing_said", text=" ".join(said.getvalue().split())[:500])
+
+
+def _verify_with_keys(model_dir: Path, copy: Path, bundle: bytes, digest: str, serialization: Serialization,
+                      trusted_keys: Sequence[Path]) -> Verdict:
+    hashing, _, verifying = _signing()
     mismatches: list[str] = []
+    invalid: InvalidSignature | None = None
     for key in trusted_keys:
         try:
             verifier = verifying.Config().use_elliptic_key_verifier(public_key=key)
-            verifier.verify(model_dir, signature)
-        except ValueError as exc:
+            verifier.set_hashing_config(hashing_config(hashing, serialization))
+            _quietly(partial(verifier.verify, model_dir, copy))
+        except InvalidSignature as exc:  # with no key hint in the bundle, how another key says no: try the next
+            invalid = invalid or exc
+            continue
+        except Exception as exc:  # noqa: BLE001 - model-signing raises all kinds on a damaged bundle: each is a "no"
             text = str(exc)
-            if text.startswith("Key mismatch"):
+            if isinstance(exc, ValueError) and text.startswith("Key mismatch"):
                 mismatches.append(key.name)
                 continue
-            if text.startswith("Signature mismatch"):
+            if isinstance(exc, ValueError) and text.startswith("Signature mismatch"):
                 return Verdict(False, Reason.TAMPERED, text[:500], key=key_id(key), digest=digest)
-            return Verdict(False, Reason.BAD_SIGNATURE, text[:500], digest=digest)
-        except (OSError, TypeError, KeyError, AttributeError) as exc:
-            return Verdict(False, Reason.BAD_SIGNATURE, f"{exc.__class__.__name__}: {exc}"[:500], digest=digest)
+            return _unverifiable(exc, digest)
+        try:
+            extra = uncovered(model_dir, bundle)
+        except OSError as exc:  # a directory that cannot be listed may hold files nobody signed
+            return Verdict(False, Reason.TAMPERED, f"cannot list every file of the artifact: {type(exc).__name__}: "
+                           f"{exc}"[:500], key=key_id(key), digest=digest)
+        if extra:
+            more = f" and {len(extra) - 10} more" if len(extra) > 10 else ""
+            return Verdict(False, Reason.TAMPERED, f"files the signature does not list: {', '.join(extra[:10])}{more}"
+                           [:500], key=key_id(key), digest=digest)
         release = signed_release(model_dir, bundle)
         if release is None and signs_release(bundle):
             return Verdict(False, Reason.TAMPERED, f"{RELEASE_NAME} is not the signed release statement",
                            key=key_id(key), digest=digest)
         return Verdict(True, key=key_id(key), digest=digest, release=release)
+    if invalid is not None:
+        return _unverifiable(invalid, digest)
     return Verdict(False, Reason.UNTRUSTED_KEY, f"signed by none of the trusted keys ({', '.join(mismatches)})",
                    digest=digest)
+
+
+def _unverifiable(exc: Exception, digest: str) -> Verdict:
+    """bad_signature naming what model-signing raised, on one line. Logged; with the traceback when it is not one of
+    model-signing's ways of saying no, in case the fault is a bug (ours or its) rather than the bundle."""
+    kind = type(exc).__name__
+    text = " ".join(str(exc).split()) or ("the signature does not match the signed statement"
+                                          if isinstance(exc, InvalidSignature) else "no message")
+    log.warning("model_signature_unverifiable", error=kind, digest=digest, exc_info=not isinstance(exc, SAYS_NO))
+    return Verdict(False, Reason.BAD_SIGNATURE, f"{kind}: {text}"[:500], digest=digest)

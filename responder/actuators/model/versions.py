@@ -20,6 +20,14 @@ VERSION_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 REGISTRY_URL = r"^(s3://|sagemaker\+s3://|file://)?[^\x00-\x1f]{1,1024}$"
 ARTIFACT_DIR = "model"
 VERSION_META = "version.json"
+MAX_META_BYTES = 64 * 1024  # a larger version.json is not read (a version's order then falls back: docs/models.md)
+
+
+def printable(text: str) -> str:
+    """`text` with every lone surrogate (an undecodable byte of a file name, or one a bundle's JSON carries) written
+    as a backslash escape: a rejection's detail must encode as UTF-8 for the timeline (orjson refuses surrogates)."""
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
 
 
 def checked(value: str, pattern: str, what: str) -> str:
@@ -76,6 +84,9 @@ class Rejection:
     version: str
     reason: str
     detail: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", printable(self.detail))  # for the timeline: no lone surrogate
 
     def view(self) -> dict[str, JsonValue]:
         """JSON-ready."""
