@@ -232,3 +232,10 @@ def test_dashboard_parses_and_names_exported_metrics() -> None:
         names = _metric_names(expr)
         assert names, expr
         assert names <= exported, names - exported
+
+
+def test_compose_passes_an_empty_aws_endpoint_through() -> None:
+    """RESPONDER_AWS_ENDPOINT_URL= (empty: real AWS) reaches the replicas; only an unset one means the sandbox."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    [use] = re.findall(r"\$\{RESPONDER_AWS_ENDPOINT_URL[^}]*\}", text)
+    assert use == "${RESPONDER_AWS_ENDPOINT_URL-http://aws:5000}"  # `:-` would turn an empty value into the sandbox
