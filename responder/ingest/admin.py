@@ -105,17 +105,32 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
         delay = min(1.0, delay * 2)
 
 
-async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
-                        options: Mapping[str, Any] | None = None, replication: int = 1,
-                        configs: Mapping[str, str] | None = None) -> None:
-    """Create topics that do not exist yet, with topic `configs` (any Kafka; an existing topic is left alone, its
-    configuration too); waits out a cluster that is still starting (`with_admin`)."""
+BROKER_DEFAULT = -1
+"""The replication factor that asks the broker for its own `default.replication.factor` (KIP-464, Kafka 2.4+; the
+embedded Tansu broker takes it too): a topic the service creates is replicated as the cluster's operator set, never
+1 on a cluster of 3 (`tests/integration/test_operator_topics.py`)."""
+
+
+def new_topic(name: str, partitions: int, replication: int = BROKER_DEFAULT,
+              configs: Mapping[str, str] | None = None) -> Any:
+    """aiokafka's NewTopic. It refuses replication -1 unless `replica_assignments` is given and not None: an empty
+    one sends no assignment, so the broker places the replicas, as it does for any other count."""
     from aiokafka.admin import NewTopic
+
+    return NewTopic(name, partitions, replication, replica_assignments={} if replication == BROKER_DEFAULT else None,
+                    topic_configs=dict(configs or {}))
+
+
+async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
+                        options: Mapping[str, Any] | None = None, replication: int = BROKER_DEFAULT,
+                        configs: Mapping[str, str] | None = None) -> None:
+    """Create topics that do not exist yet, with topic `configs` and the broker's default replication factor unless
+    `replication` says otherwise (any Kafka; an existing topic is left alone, its configuration too); waits out a
+    cluster that is still starting (`with_admin`)."""
 
     async def create(admin: Any) -> None:  # the topics are listed again on every attempt
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, partitions, replication, topic_configs=dict(configs or {}))
-                   for n in names if n not in existing]
+        missing = [new_topic(n, partitions, replication, configs) for n in names if n not in existing]
         if missing:
             await admin.create_topics(missing)
 

@@ -26,6 +26,7 @@ class _Admin:
     made: ClassVar[list[_Admin]] = []
     not_ready = 0
     topics: ClassVar[dict[str, dict[str, Any]]] = {}
+    replication: ClassVar[dict[str, int]] = {}
 
     def __init__(self, **_: Any) -> None:
         self.closed = False
@@ -52,11 +53,12 @@ class _Admin:
         for t in new:
             assert t.name not in _Admin.topics, f"{t.name} created twice"
             _Admin.topics[t.name] = {"partitions": t.num_partitions, "configs": t.topic_configs}
+            _Admin.replication[t.name] = t.replication_factor
 
 
 @pytest.fixture
 def admin(monkeypatch: pytest.MonkeyPatch) -> type[_Admin]:
-    _Admin.made, _Admin.not_ready, _Admin.topics = [], 0, {}
+    _Admin.made, _Admin.not_ready, _Admin.topics, _Admin.replication = [], 0, {}, {}
     monkeypatch.setattr(aiokafka.admin, "AIOKafkaAdminClient", _Admin)
     return _Admin
 
@@ -77,6 +79,14 @@ async def test_the_changelog_is_created_compacted_once_the_cluster_has_brokers(a
     assert admin.topics["changelog"] == {"partitions": 6, "configs": {"cleanup.policy": "compact"}}
     assert len(admin.made) == 2
     assert all(a.closed for a in admin.made)
+
+
+async def test_topics_are_created_with_the_brokers_default_replication_factor(admin):
+    """ensure_topics and ensure_changelog ask for replication -1 (the broker's default.replication.factor), not 1."""
+    await ensure_topics("127.0.0.1:9", ["operator.requests", "operator.replies"])
+    await ensure_changelog("127.0.0.1:9", "changelog", 6)
+    await ensure_topics("127.0.0.1:9", ["pinned"], replication=3)
+    assert admin.replication == {"operator.requests": -1, "operator.replies": -1, "changelog": -1, "pinned": 3}
 
 
 async def test_a_cluster_never_ready_is_unreachable_after_the_deadline(admin):

@@ -107,12 +107,13 @@ def test_dockerfile_entrypoint_exists_and_runs_as_non_root() -> None:
 
 
 def test_topic_list_covers_the_default_topics() -> None:
-    """deploy/topics.txt creates every topic the settings name; the changelog and replay ledger are compacted."""
+    """deploy/topics.txt creates every topic the settings name (operator topics too); changelog and ledger compacted."""
     rows = [line.split() for line in (ROOT / "deploy" / "topics.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
     topics = {name: (int(parts), config) for name, parts, config in rows}
     s = Settings()
-    for name in [*s.topics, s.deadletter_topic, s.approvals_topic, s.approval_requests_topic, s.intake_topic]:
+    for name in [*s.topics, s.deadletter_topic, s.approvals_topic, s.approval_requests_topic, s.intake_topic,
+                 s.operator_requests_topic, s.operator_replies_topic]:
         assert name in topics, name
     partitions, config = topics["responder.changelog"]
     assert "cleanup.policy=compact" in config
