@@ -11,7 +11,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY responder ./responder
 COPY runbooks ./runbooks
-RUN pip install . && python -m compileall -q /opt/venv
+# the extras the shipped runbooks and docs rely on: signing (model rollback), tracing (OTLP), msk (MSK IAM)
+RUN pip install '.[signing,tracing,msk]' && python -m compileall -q /opt/venv
 
 # ---- runtime: the virtualenv, the runbooks, nothing else ---------------------------------------------
 FROM python:3.11-slim

@@ -240,3 +240,12 @@ def test_compose_passes_an_empty_aws_endpoint_through() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     [use] = re.findall(r"\$\{RESPONDER_AWS_ENDPOINT_URL[^}]*\}", text)
     assert use == "${RESPONDER_AWS_ENDPOINT_URL-http://aws:5000}"  # `:-` would turn an empty value into the sandbox
+
+
+def test_dockerfile_installs_the_extras_the_image_needs() -> None:
+    """The image installs signing (model rollback), tracing (OTLP) and msk (MSK IAM), extras pyproject defines."""
+    text = (ROOT / "Dockerfile").read_text()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    [installed] = re.findall(r"pip install ['\"]?\.\[([\w,]+)\]", text)
+    assert {"signing", "tracing", "msk"} <= set(installed.split(","))
+    assert set(installed.split(",")) <= set(extras)
