@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +14,9 @@ import yaml
 from responder.cli import app
 from responder.intake.metrics import IntakeMetrics
 from responder.metrics import Metrics
-from responder.sandbox import lifeline
 from responder.settings import Settings
+from tests.deploy_kit import CHART, COMPOSE, ROOT, VALUES, helm_template
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "deploy" / "helm" / "responder"
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 NOT_SETTINGS = {"RESPONDER_CONFIG"}  # the pointer to the settings file, read before Settings
 
@@ -103,7 +98,7 @@ def test_dockerfile_entrypoint_exists_and_runs_as_non_root() -> None:
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, re.M):
         assert (ROOT / source).exists(), source
     for name in re.findall(r"\b(RESPONDER_\w+)=", text):
-        assert _field(name) in Settings.model_fields, name
+        assert name in NOT_SETTINGS or _field(name) in Settings.model_fields, name
 
 
 def test_topic_list_covers_the_default_topics() -> None:
@@ -122,17 +117,7 @@ def test_topic_list_covers_the_default_topics() -> None:
 
 
 # ---- Helm ----------------------------------------------------------------------------------------------
-VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
-
-
-def _rendered_by_helm() -> list[dict[str, Any]] | None:
-    helm = shutil.which("helm")
-    if helm is None:
-        return None
-    out = lifeline.run([helm, "template", "r", str(CHART), "--set", "serviceMonitor.enabled=true",
-                        "--set", "runbooks.x\\.yaml=id: x"], capture_output=True, check=True, timeout=60)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 def _poor_render(text: str) -> str:
@@ -148,7 +133,7 @@ def _poor_render(text: str) -> str:
 
 def test_helm_templates_render() -> None:
     """`helm template` renders the chart (or, without helm, every template parses once actions are elided)."""
-    docs = _rendered_by_helm()
+    docs = helm_template("--set", "serviceMonitor.enabled=true", "--set", "runbooks.x\\.yaml=id: x")
     if docs is not None:
         kinds = {d["kind"] for d in docs}
         assert {"StatefulSet", "Deployment", "ConfigMap", "ServiceAccount", "PodDisruptionBudget",
@@ -164,10 +149,13 @@ def test_helm_templates_render() -> None:
 
 
 def test_helm_values_referenced_exist_and_settings_are_valid() -> None:
-    """Every `.Values.x.y` a template uses is in values.yaml; `settings` load as Settings; env names are settings."""
+    """Every `.Values.x.y` a template uses is in values.yaml (or a setting); `settings` load; env names are settings."""
     for template in (CHART / "templates").glob("*"):
         text = template.read_text()
         for path in re.findall(r"\.Values((?:\.\w+)+)", text):
+            if path.startswith(".settings."):  # a setting the operator may give: a Settings field, maybe unset
+                assert path.split(".")[2] in Settings.model_fields, f"{template.name}: .Values{path}"
+                continue
             node: Any = VALUES
             for part in path.strip(".").split("."):
                 assert isinstance(node, dict), f"{template.name}: .Values{path}"
@@ -209,7 +197,7 @@ def _metric_names(expr: str) -> set[str]:
 
 
 def test_alert_rules_name_exported_metrics() -> None:
-    """alerts.yml parses, covers lag, dead letters, step failures and silence, and names only exported metrics."""
+    """alerts.yml parses, covers lag, dead letters, step failures, silence and a group shared outside a fleet."""
     rules = [r for g in yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())["groups"]
              for r in g["rules"]]
     exported = exported_metrics()
@@ -220,7 +208,7 @@ def test_alert_rules_name_exported_metrics() -> None:
         assert names <= exported, (rule["alert"], names - exported)
         used |= names
     assert {"responder_consumer_lag", "responder_deadlettered_total", "responder_steps_total",
-            "responder_records_total"} <= used
+            "responder_records_total", "responder_group_shared_without_fleet"} <= used
 
 
 def test_dashboard_parses_and_names_exported_metrics() -> None:
@@ -249,3 +237,16 @@ def test_dockerfile_installs_the_extras_the_image_needs() -> None:
     [installed] = re.findall(r"pip install ['\"]?\.\[([\w,]+)\]", text)
     assert {"signing", "tracing", "msk"} <= set(installed.split(","))
     assert set(installed.split(",")) <= set(extras)
+
+
+def test_more_than_one_replica_runs_as_a_fleet() -> None:
+    """The chart (replicas > 1) and compose (two replicas in a group) set changelog_topic, a topic topics.txt makes."""
+    topics = (ROOT / "deploy" / "topics.txt").read_text().split()
+    assert VALUES["replicas"] > 1
+    assert VALUES["settings"]["changelog_topic"] in topics
+    replicas = [svc for name, svc in _responder_services().items() if svc["command"] == ["run"]]
+    assert len(replicas) > 1
+    for svc in replicas:
+        assert svc["environment"]["RESPONDER_CHANGELOG_TOPIC"] in topics
+    statefulset = (CHART / "templates" / "statefulset.yaml").read_text()
+    assert re.search(r"gt \(int \.Values\.replicas\) 1\).*changelog_topic.*\n.*fail", statefulset)  # helm refuses it
