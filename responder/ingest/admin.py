@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import structlog
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
 
-from responder.errors import BrokerUnreachable
+from responder.errors import BrokerUnreachable, ConfigError
 from responder.ingest.clients import _start_with_retry, fixed_wait
 
 log = structlog.get_logger(__name__)
@@ -132,6 +132,30 @@ async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 
         existing = set(await admin.list_topics())
         missing = [new_topic(n, partitions, replication, configs) for n in names if n not in existing]
         if missing:
-            await admin.create_topics(missing)
+            refused(await admin.create_topics(missing))
 
     await with_admin(bootstrap, create, options=options)
+
+
+def refused(response: Any) -> None:
+    """ConfigError naming each topic a CreateTopics answer refused for good (a replication factor above the brokers,
+    or -1 on a broker before 2.4; no authorisation; a bad config): the topic does not exist, and a service that went
+    on would wait on it. One that exists already (36) is not refused; a retriable refusal (the controller moving) is
+    logged, the next start or call tries again."""
+    from aiokafka.errors import for_code
+
+    final: list[str] = []
+    for topic, code, *message in getattr(response, "topic_errors", ()):
+        if code in (0, TOPIC_EXISTS):
+            continue
+        error = for_code(code)
+        if error.retriable:
+            log.warning("kafka_topic_not_created", topic=topic, error=error.__name__)
+            continue
+        final.append(f"{topic}: {error.__name__} ({code}){': ' + message[0] if message and message[0] else ''}")
+    if final:
+        raise ConfigError(f"Kafka refused to create topics: {'; '.join(final)} (create them by hand, "
+                          f"deploy/topics.txt lists each with its partitions and configuration)")
+
+
+TOPIC_EXISTS = 36

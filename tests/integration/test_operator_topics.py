@@ -9,6 +9,8 @@ import asyncio
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from responder.errors import ConfigError
+from responder.ingest.admin import ensure_topics
 from responder.service import Service
 from tests.faults.brokers import create_replicated
 from tests.integration.harness import make_settings, wait_for
@@ -56,3 +58,9 @@ async def test_operator_topics_are_created_with_the_clusters_replication_factor(
         service.request_stop()
         await wait_for(task.done, 60, what="the service did not stop")
     assert seen == {operator[0]: {3}, operator[1]: {3}}
+
+
+async def test_a_topic_the_broker_refuses_to_create_is_a_config_error(kafka_bootstrap, unique) -> None:
+    """ensure_topics asking more replicas than the brokers have is a ConfigError naming the topic, not a silent gap."""
+    with pytest.raises(ConfigError, match=f"five-{unique}: InvalidReplicationFactorError"):
+        await ensure_topics(kafka_bootstrap, [f"five-{unique}"], replication=5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import types
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,8 +16,8 @@ from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTime
 from typer.testing import CliRunner
 
 from responder.cli import app
-from responder.errors import BrokerUnreachable
-from responder.ingest.admin import ensure_topics, with_admin
+from responder.errors import BrokerUnreachable, ConfigError
+from responder.ingest.admin import ensure_topics, refused, with_admin
 from responder.ingest.changelog import ensure_changelog
 
 
@@ -315,3 +316,17 @@ async def test_a_bootstrap_hung_past_the_deadline_is_cut_there(admin, monkeypatc
     assert type(raised.value.__cause__) is TimeoutError
     assert "fixed 0.3s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in str(raised.value)
     assert [a.closed for a in admin.made] == [True]
+
+
+def test_a_topic_kafka_refuses_to_create_is_a_config_error_naming_it() -> None:
+    """A CreateTopics refusal for good names its topic and error; one that exists or a retriable one is not raised."""
+    answer = types.SimpleNamespace(topic_errors=[
+        ("five", 38, "Replication factor: 5 larger than available brokers: 1."), ("there", 36, None),
+        ("moving", 41, None), ("made", 0, None)])
+    with pytest.raises(ConfigError, match=r"five: InvalidReplicationFactorError \(38\): Replication factor: 5") as e:
+        refused(answer)
+    assert "there" not in str(e.value)
+    assert "moving" not in str(e.value)
+    refused(types.SimpleNamespace(topic_errors=[("there", 36, None), ("moving", 41, None)]))
+    refused(None)  # an answer without topic errors (a fake client's)
+

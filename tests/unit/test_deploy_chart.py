@@ -14,6 +14,7 @@ import yaml
 from responder.settings import Settings
 from tests.deploy_kit import CHART, ROOT, VALUES, helm_refusal, helm_template, template_text
 
+STATEFULSET = CHART / "templates" / "statefulset.yaml"
 FIXED = {"metrics_host", "metrics_port", "intake_host", "intake_port", "timeline_path"}  # the pods' shape
 IMAGE_SETTINGS = yaml.safe_load((ROOT / "deploy" / "image-settings.yaml").read_text())
 
@@ -119,6 +120,28 @@ def test_network_policy_lets_traces_and_kafka_outside_the_cluster_through() -> N
 def test_more_than_one_replica_without_a_changelog_fails_the_render() -> None:
     """`helm template` with replicas > 1 and no settings.changelog_topic fails naming fleet mode; 1 replica renders."""
     refused = helm_refusal("--set", "settings.changelog_topic=null")
-    if refused is not None:
-        assert "replicas > 1 needs settings.changelog_topic" in refused
-        assert helm_template("--set", "settings.changelog_topic=null", "--set", "replicas=1")
+    if refused is None:  # no helm here: the guard is in the template, as the render with helm checks
+        assert "(not .Values.settings.changelog_topic)" in STATEFULSET.read_text()
+        return
+    assert "replicas > 1 needs settings.changelog_topic" in refused
+    assert helm_template("--set", "settings.changelog_topic=null", "--set", "replicas=1")
+
+
+def test_more_than_one_replica_with_manual_assignment_fails_the_render() -> None:
+    """`helm template` with replicas > 1 and settings.kafka_manual_assignment fails: each replica would act on all."""
+    refused = helm_refusal("--set", "settings.kafka_manual_assignment=true")
+    if refused is None:  # no helm here: the guard is in the template, as the render with helm checks
+        assert ".Values.settings.kafka_manual_assignment }}" in STATEFULSET.read_text()
+        return
+    assert "kafka_manual_assignment" in refused
+    assert helm_template("--set", "settings.kafka_manual_assignment=true", "--set", "replicas=1")
+
+
+def test_the_intake_takes_every_kafka_security_setting_kept_in_the_secret() -> None:
+    """The intake's optional Secret keys cover kafka_security as one JSON value and as each of its field variables."""
+    from responder.kafka_config import KafkaSecurity
+
+    optional = set(VALUES["secrets"]["intake"]["optionalKeys"])
+    fields = {f"RESPONDER_KAFKA_SECURITY__{f.upper()}" for f in KafkaSecurity.model_fields}
+    wanted = {"RESPONDER_KAFKA_SECURITY"} | fields
+    assert wanted <= optional, sorted(wanted - optional)
