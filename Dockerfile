@@ -11,7 +11,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY responder ./responder
 COPY runbooks ./runbooks
-RUN pip install . && python -m compileall -q /opt/venv
+# the extras the shipped runbooks and docs rely on: signing (model rollback), tracing (OTLP), msk (MSK IAM)
+RUN pip install '.[signing,tracing,msk]' && python -m compileall -q /opt/venv
 
 # ---- runtime: the virtualenv, the runbooks, nothing else ---------------------------------------------
 FROM python:3.11-slim
@@ -19,18 +20,14 @@ RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin responder \
     && mkdir -p /data && chown 10001:10001 /data
 COPY --from=build /opt/venv /opt/venv
 COPY runbooks /app/runbooks
+# the image's settings: a file, not RESPONDER_* variables, which would win over a settings file of the operator's
+# (RESPONDER_CONFIG); variables still override it (compose)
+COPY deploy/image-settings.yaml /app/settings.yaml
 WORKDIR /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    RESPONDER_LOG_FORMAT=json \
-    RESPONDER_RUNBOOKS_DIR=/app/runbooks \
-    RESPONDER_TIMELINE_PATH=/data/timeline.jsonl \
-    RESPONDER_MODEL_REGISTRY=/data/models \
-    RESPONDER_METRICS_HOST=0.0.0.0 \
-    RESPONDER_METRICS_PORT=9100 \
-    RESPONDER_INTAKE_HOST=0.0.0.0 \
-    RESPONDER_INTAKE_PORT=8080 \
+    RESPONDER_CONFIG=/app/settings.yaml \
     HEALTH_URL=http://127.0.0.1:9100/healthz
 USER 10001:10001
 VOLUME ["/data"]

@@ -77,6 +77,9 @@ class Metrics:
         self.changelog_missing = Gauge("responder_changelog_partitions_missing", "Alert partitions not consumed: "
                                        "the changelog has no partition for them and growing it failed (fleet mode, "
                                        "docs/fleet.md)", registry=r)
+        self.group_shared = Gauge("responder_group_shared_without_fleet", "1 while other members share this "
+                                  "replica's consumer group but RESPONDER_CHANGELOG_TOPIC is unset (not a fleet: "
+                                  "approvals reach the wrong replica, docs/fleet.md)", registry=r)
         self.consumer_rebuilds = Counter("responder_consumer_rebuilds", "Consumers closed and created again after "
                                          "their group coordinator died (alerts, approvals, operator)", ["consumer"],
                                          registry=r)

@@ -57,7 +57,7 @@ class Settings(KafkaSettings):
                                           "files reports a missing or unexpected one (exit 1); empty = not checked")
 
     aws_region: str = Field(default="us-east-1", description="region for actuators")
-    aws_endpoint_url: str | None = Field(default=None, description="e.g. a moto server; unset = real AWS")
+    aws_endpoint_url: str | None = Field(default=None, description="e.g. a moto server; unset or empty = real AWS")
     aws_access_key_id: SecretStr | None = Field(
         default=None, description="explicit credentials (with the secret key); unset = the standard boto3 chain")
     aws_secret_access_key: SecretStr | None = Field(default=None, description="goes with aws_access_key_id")
@@ -199,6 +199,12 @@ class Settings(KafkaSettings):
             super().__init__(**values)
         except ValidationError as exc:
             raise SettingsInvalid(describe(exc, type(self).model_fields)) from None
+
+    @field_validator("aws_endpoint_url", mode="before")
+    @classmethod
+    def _empty_endpoint_is_real_aws(cls, url: object) -> object:
+        """`RESPONDER_AWS_ENDPOINT_URL=` (empty, as compose passes a variable it was told to) means real AWS."""
+        return None if isinstance(url, str) and not url.strip() else url
 
     @field_validator("aws_call_timeout")
     @classmethod

@@ -60,6 +60,10 @@ class GroupConsumer:
     def subscribe(self, topics: list[str], listener: Any) -> None:
         self.listener = listener
 
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        """The metadata: the one partition, which this member is given."""
+        return {TP.partition} if topic == TP.topic else None
+
     async def start(self) -> None:
         if self.on_start is not None:
             self.on_start()
@@ -112,6 +116,10 @@ class AssignmentConsumer:
 
     def assignment(self) -> set[TopicPartition]:
         return self.assigned
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        """The metadata: the assigned partitions of `topic` (no other member holds any)."""
+        return {tp.partition for tp in self.assigned if tp.topic == topic} or None
 
     def pause(self, *tps: TopicPartition) -> None:
         pass

@@ -109,6 +109,10 @@ class RecordingConsumer:
     def assignment(self) -> set[TopicPartition]:
         return self.assigned
 
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        """The metadata: the assigned partitions of `topic` (no other member holds any)."""
+        return {tp.partition for tp in self.assigned if tp.topic == topic} or None
+
     def pause(self, *tps: TopicPartition) -> None:
         self.calls.append(("pause", sorted(tps)))
 

@@ -143,6 +143,14 @@ class Actuator(Generic[P]):
     not declared here, and the contract meta-test rejects an actuator returning outputs it does not declare.
     """
 
+    extra: ClassVar[str | None] = None
+    """The optional dependency group the actuator needs to act (`pip install 'incident-responder[EXTRA]'`), if any:
+    `unavailable` says whether this install has it, and `responder run` refuses to start without it."""
+
+    def unavailable(self) -> str | None:
+        """Why this install cannot run the actuator (its `extra`'s packages do not import), or None."""
+        return None
+
     def target(self, p: P) -> str:
         """The one resource this call acts on (part of the idempotency key)."""
         raise NotImplementedError

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import structlog
 from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTimedOutError
 
-from responder.errors import BrokerUnreachable
+from responder.errors import BrokerUnreachable, ConfigError
 from responder.ingest.clients import _start_with_retry, fixed_wait
 
 log = structlog.get_logger(__name__)
@@ -105,18 +105,57 @@ async def with_admin(bootstrap: str, call: Callable[[Any], Awaitable[T]], *,
         delay = min(1.0, delay * 2)
 
 
-async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
-                        options: Mapping[str, Any] | None = None, replication: int = 1,
-                        configs: Mapping[str, str] | None = None) -> None:
-    """Create topics that do not exist yet, with topic `configs` (any Kafka; an existing topic is left alone, its
-    configuration too); waits out a cluster that is still starting (`with_admin`)."""
+BROKER_DEFAULT = -1
+"""The replication factor that asks the broker for its own `default.replication.factor` (KIP-464, Kafka 2.4+; the
+embedded Tansu broker takes it too): a topic the service creates is replicated as the cluster's operator set, never
+1 on a cluster of 3 (`tests/integration/test_operator_topics.py`)."""
+
+
+def new_topic(name: str, partitions: int, replication: int = BROKER_DEFAULT,
+              configs: Mapping[str, str] | None = None) -> Any:
+    """aiokafka's NewTopic. It refuses replication -1 unless `replica_assignments` is given and not None: an empty
+    one sends no assignment, so the broker places the replicas, as it does for any other count."""
     from aiokafka.admin import NewTopic
+
+    return NewTopic(name, partitions, replication, replica_assignments={} if replication == BROKER_DEFAULT else None,
+                    topic_configs=dict(configs or {}))
+
+
+async def ensure_topics(bootstrap: str, names: Sequence[str], partitions: int = 3, *,
+                        options: Mapping[str, Any] | None = None, replication: int = BROKER_DEFAULT,
+                        configs: Mapping[str, str] | None = None) -> None:
+    """Create topics that do not exist yet, with topic `configs` and the broker's default replication factor unless
+    `replication` says otherwise (any Kafka; an existing topic is left alone, its configuration too); waits out a
+    cluster that is still starting (`with_admin`)."""
 
     async def create(admin: Any) -> None:  # the topics are listed again on every attempt
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, partitions, replication, topic_configs=dict(configs or {}))
-                   for n in names if n not in existing]
+        missing = [new_topic(n, partitions, replication, configs) for n in names if n not in existing]
         if missing:
-            await admin.create_topics(missing)
+            refused(await admin.create_topics(missing))
 
     await with_admin(bootstrap, create, options=options)
+
+
+def refused(response: Any) -> None:
+    """ConfigError naming each topic a CreateTopics answer refused for good (a replication factor above the brokers,
+    or -1 on a broker before 2.4; no authorisation; a bad config): the topic does not exist, and a service that went
+    on would wait on it. One that exists already (36) is not refused; a retriable refusal (the controller moving) is
+    logged, the next start or call tries again."""
+    from aiokafka.errors import for_code
+
+    final: list[str] = []
+    for topic, code, *message in getattr(response, "topic_errors", ()):
+        if code in (0, TOPIC_EXISTS):
+            continue
+        error = for_code(code)
+        if error.retriable:
+            log.warning("kafka_topic_not_created", topic=topic, error=error.__name__)
+            continue
+        final.append(f"{topic}: {error.__name__} ({code}){': ' + message[0] if message and message[0] else ''}")
+    if final:
+        raise ConfigError(f"Kafka refused to create topics: {'; '.join(final)} (create them by hand, "
+                          f"deploy/topics.txt lists each with its partitions and configuration)")
+
+
+TOPIC_EXISTS = 36

@@ -30,7 +30,7 @@ from responder.bounds import RESTORE_DEADLINE
 from responder.engine.quotas import QuotaRun
 from responder.engine.snapshot import EngineSnapshot
 from responder.errors_kafka import ChangelogError, ChangelogTooShort, ChangelogWriteTimedOut
-from responder.ingest.admin import with_admin
+from responder.ingest.admin import BROKER_DEFAULT, new_topic, refused, with_admin
 from responder.ingest.clients import _start_with_retry, fixed_wait, resending, send_all, send_retrying, stop_consumer
 from responder.ingest.transactions import Transactions
 from responder.settings_kafka import CHANGELOG_WRITE_DEADLINE_S
@@ -211,15 +211,15 @@ def _slice(topic: str, partition: int, key: bytes, value: bytes) -> EngineSnapsh
     return found
 
 
-async def ensure_changelog(bootstrap: str, topic: str, partitions: int, *, replication: int = 1,
+async def ensure_changelog(bootstrap: str, topic: str, partitions: int, *, replication: int = BROKER_DEFAULT,
                            options: Mapping[str, Any] | None = None) -> None:
-    """Create the changelog topic (compacted, `partitions` like the alert topics) unless it exists; waits out a
-    cluster that is still starting (`with_admin`)."""
-    from aiokafka.admin import NewTopic
+    """Create the changelog topic (compacted, `partitions` like the alert topics, the broker's default replication
+    factor unless `replication` says otherwise) unless it exists; waits out a cluster that is still starting
+    (`with_admin`)."""
 
     async def create(admin: Any) -> None:
         if topic not in set(await admin.list_topics()):
-            await admin.create_topics([NewTopic(topic, partitions, replication,
-                                                topic_configs={"cleanup.policy": "compact"})])
+            compacted = new_topic(topic, partitions, replication, {"cleanup.policy": "compact"})
+            refused(await admin.create_topics([compacted]))
 
     await with_admin(bootstrap, create, options=options)

@@ -208,6 +208,7 @@ class Service(BatchHandling, Running, Readiness):
         self.ready = asyncio.Event()
         self.topics_missing: str | None = None
         self.topics_warning: str | None = None
+        self.group_shared: str | None = None
         self._stop = asyncio.Event()
         self.deadlettered = {}
         if metrics_server is not None:  # answers for this service from now on, once it is whole

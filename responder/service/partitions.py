@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from responder.fleet import partition_numbers
+from responder.ingest.sharing import others_own
 from responder.service.parts import acting
 from responder.service.revocation import Revocation
 
@@ -43,6 +44,7 @@ class PartitionKeeping(Revocation):
         gone, back = self.ingest.reassigned(partitions)  # of those revoked just before (an eager rebalance)
         self.metrics.partitions.forget(gone)  # their series are their next owner's (partition_series.py)
         self.flow.regained(back)  # theirs kept, reported again
+        self._note_sharing(partitions)
         self.commits.forget(partitions)  # offsets marked under an earlier assignment are not ours to commit
         self.ingest.hold(partitions)
         self._given |= partition_numbers(partitions)
@@ -62,6 +64,26 @@ class PartitionKeeping(Revocation):
                 self.ingest.release(partitions)
         except Exception as exc:  # noqa: BLE001 - kept and raised by the next chunk and poll; the partitions stay held
             self._rebalance_failed("assigned", partitions, exc)
+
+    def _note_sharing(self, partitions: list[Any]) -> None:
+        """Outside fleet mode, in a group: whether another member holds some of the topics' partitions (`others_own`).
+        If so, approvals reach the wrong replica, quotas hold per replica and a moved partition's state stays behind:
+        an error line (`group_shared_without_fleet`), the gauge `responder_group_shared_without_fleet` at 1 (an alert
+        of deploy/prometheus/alerts.yml) and a `/readyz` warning, until an assignment holds every partition again."""
+        if self.fleet is not None or self.ingest.manual_assignment:
+            return
+        others = others_own(self.ingest.consumer, self.ingest.topics, partitions)
+        self.metrics.group_shared.set(1 if others else 0)
+        if not others:
+            self.group_shared = None
+            return
+        self.group_shared = (f"consumer group {self.settings.group_id!r} has other members ({len(others)} partition(s) "
+                             "are theirs) but RESPONDER_CHANGELOG_TOPIC is unset: not a fleet, so approvals reach the "
+                             "wrong replica, quotas hold per replica and a moved partition's state stays behind; set "
+                             "it on every replica (docs/fleet.md)")
+        log.error("group_shared_without_fleet", group=self.settings.group_id, detail=self.group_shared,
+                  owned=[f"{tp.topic}:{tp.partition}" for tp in partitions][:50],
+                  others=[f"{tp.topic}:{tp.partition}" for tp in others][:50])
 
     def _restore_in_background(self, partitions: set[int]) -> None:
         """Start restoring each of `partitions` that is still ours on its own (one being restored is left to it);

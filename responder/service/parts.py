@@ -61,6 +61,7 @@ class Parts:
     ready: asyncio.Event
     topics_missing: str | None  # why it does not consume yet: a topic it writes to is missing (/readyz says it)
     topics_warning: str | None  # a runbook's notification topic is missing (/readyz shows it while ready)
+    group_shared: str | None  # others share its group outside fleet mode (partitions.py; /readyz shows it while ready)
     deadlettered: dict[str, int]  # records dead-lettered (or, in a dry run, recorded as rejected) by reason
     _lock: Gate  # exclusive: rebalances, evictions, decisions (`acting`); shared: the partitions' lanes
     _stop: asyncio.Event

@@ -20,8 +20,9 @@ class Readiness(ConsumerRebuilds):
         return self.unready() is None
 
     def warning(self) -> str | None:
-        """What `/readyz` adds under `ready`: a runbook's notification topic is missing (it never holds the start)."""
-        return self.topics_warning
+        """What `/readyz` adds under `ready`: the group is shared outside fleet mode (`_note_sharing`), a runbook's
+        notification topic is missing (neither holds the start)."""
+        return "; ".join(w for w in (self.group_shared, self.topics_warning) if w) or None
 
     def unready(self) -> str | None:
         """Why the service is not ready (the body of a 503 from `/readyz`), or None when it is."""

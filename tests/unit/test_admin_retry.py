@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import types
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,8 +16,8 @@ from aiokafka.errors import KafkaConnectionError, NodeNotReadyError, RequestTime
 from typer.testing import CliRunner
 
 from responder.cli import app
-from responder.errors import BrokerUnreachable
-from responder.ingest.admin import ensure_topics, with_admin
+from responder.errors import BrokerUnreachable, ConfigError
+from responder.ingest.admin import ensure_topics, refused, with_admin
 from responder.ingest.changelog import ensure_changelog
 
 
@@ -26,6 +27,7 @@ class _Admin:
     made: ClassVar[list[_Admin]] = []
     not_ready = 0
     topics: ClassVar[dict[str, dict[str, Any]]] = {}
+    replication: ClassVar[dict[str, int]] = {}
 
     def __init__(self, **_: Any) -> None:
         self.closed = False
@@ -52,11 +54,12 @@ class _Admin:
         for t in new:
             assert t.name not in _Admin.topics, f"{t.name} created twice"
             _Admin.topics[t.name] = {"partitions": t.num_partitions, "configs": t.topic_configs}
+            _Admin.replication[t.name] = t.replication_factor
 
 
 @pytest.fixture
 def admin(monkeypatch: pytest.MonkeyPatch) -> type[_Admin]:
-    _Admin.made, _Admin.not_ready, _Admin.topics = [], 0, {}
+    _Admin.made, _Admin.not_ready, _Admin.topics, _Admin.replication = [], 0, {}, {}
     monkeypatch.setattr(aiokafka.admin, "AIOKafkaAdminClient", _Admin)
     return _Admin
 
@@ -77,6 +80,14 @@ async def test_the_changelog_is_created_compacted_once_the_cluster_has_brokers(a
     assert admin.topics["changelog"] == {"partitions": 6, "configs": {"cleanup.policy": "compact"}}
     assert len(admin.made) == 2
     assert all(a.closed for a in admin.made)
+
+
+async def test_topics_are_created_with_the_brokers_default_replication_factor(admin):
+    """ensure_topics and ensure_changelog ask for replication -1 (the broker's default.replication.factor), not 1."""
+    await ensure_topics("127.0.0.1:9", ["operator.requests", "operator.replies"])
+    await ensure_changelog("127.0.0.1:9", "changelog", 6)
+    await ensure_topics("127.0.0.1:9", ["pinned"], replication=3)
+    assert admin.replication == {"operator.requests": -1, "operator.replies": -1, "changelog": -1, "pinned": 3}
 
 
 async def test_a_cluster_never_ready_is_unreachable_after_the_deadline(admin):
@@ -305,3 +316,17 @@ async def test_a_bootstrap_hung_past_the_deadline_is_cut_there(admin, monkeypatc
     assert type(raised.value.__cause__) is TimeoutError
     assert "fixed 0.3s deadline, not RESPONDER_KAFKA_CONNECT_TIMEOUT, sets the wait" in str(raised.value)
     assert [a.closed for a in admin.made] == [True]
+
+
+def test_a_topic_kafka_refuses_to_create_is_a_config_error_naming_it() -> None:
+    """A CreateTopics refusal for good names its topic and error; one that exists or a retriable one is not raised."""
+    answer = types.SimpleNamespace(topic_errors=[
+        ("five", 38, "Replication factor: 5 larger than available brokers: 1."), ("there", 36, None),
+        ("moving", 41, None), ("made", 0, None)])
+    with pytest.raises(ConfigError, match=r"five: InvalidReplicationFactorError \(38\): Replication factor: 5") as e:
+        refused(answer)
+    assert "there" not in str(e.value)
+    assert "moving" not in str(e.value)
+    refused(types.SimpleNamespace(topic_errors=[("there", 36, None), ("moving", 41, None)]))
+    refused(None)  # an answer without topic errors (a fake client's)
+

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +12,10 @@ import typer
 import yaml
 
 from responder.cli import app
-from responder.sandbox import lifeline
 from responder.settings import Settings
+from tests.deploy_kit import CHART, COMPOSE, ROOT, VALUES, helm_template
 from tests.metrics_kit import OTHERS, exported_series, series_read, unknown_reads
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "deploy" / "helm" / "responder"
-COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 INTERPOLATION = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
 NOT_SETTINGS = {"RESPONDER_CONFIG"}  # the pointer to the settings file, read before Settings
 
@@ -102,16 +97,17 @@ def test_dockerfile_entrypoint_exists_and_runs_as_non_root() -> None:
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, re.M):
         assert (ROOT / source).exists(), source
     for name in re.findall(r"\b(RESPONDER_\w+)=", text):
-        assert _field(name) in Settings.model_fields, name
+        assert name in NOT_SETTINGS or _field(name) in Settings.model_fields, name
 
 
 def test_topic_list_covers_the_default_topics() -> None:
-    """deploy/topics.txt creates every topic the settings name; the changelog and replay ledger are compacted."""
+    """deploy/topics.txt creates every topic the settings name (operator topics too); changelog and ledger compacted."""
     rows = [line.split() for line in (ROOT / "deploy" / "topics.txt").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
     topics = {name: (int(parts), config) for name, parts, config in rows}
     s = Settings()
-    for name in [*s.topics, s.deadletter_topic, s.approvals_topic, s.approval_requests_topic, s.intake_topic]:
+    for name in [*s.topics, s.deadletter_topic, s.approvals_topic, s.approval_requests_topic, s.intake_topic,
+                 s.operator_requests_topic, s.operator_replies_topic]:
         assert name in topics, name
     partitions, config = topics["responder.changelog"]
     assert "cleanup.policy=compact" in config
@@ -120,17 +116,7 @@ def test_topic_list_covers_the_default_topics() -> None:
 
 
 # ---- Helm ----------------------------------------------------------------------------------------------
-VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
-
-
-def _rendered_by_helm() -> list[dict[str, Any]] | None:
-    helm = shutil.which("helm")
-    if helm is None:
-        return None
-    out = lifeline.run([helm, "template", "r", str(CHART), "--set", "serviceMonitor.enabled=true",
-                        "--set", "runbooks.x\\.yaml=id: x"], capture_output=True, check=True, timeout=60)
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 def _poor_render(text: str) -> str:
@@ -146,7 +132,7 @@ def _poor_render(text: str) -> str:
 
 def test_helm_templates_render() -> None:
     """`helm template` renders the chart (or, without helm, every template parses once actions are elided)."""
-    docs = _rendered_by_helm()
+    docs = helm_template("--set", "serviceMonitor.enabled=true", "--set", "runbooks.x\\.yaml=id: x")
     if docs is not None:
         kinds = {d["kind"] for d in docs}
         assert {"StatefulSet", "Deployment", "ConfigMap", "ServiceAccount", "PodDisruptionBudget",
@@ -162,10 +148,13 @@ def test_helm_templates_render() -> None:
 
 
 def test_helm_values_referenced_exist_and_settings_are_valid() -> None:
-    """Every `.Values.x.y` a template uses is in values.yaml; `settings` load as Settings; env names are settings."""
+    """Every `.Values.x.y` a template uses is in values.yaml (or a setting); `settings` load; env names are settings."""
     for template in (CHART / "templates").glob("*"):
         text = template.read_text()
         for path in re.findall(r"\.Values((?:\.\w+)+)", text):
+            if path.startswith(".settings."):  # a setting the operator may give: a Settings field, maybe unset
+                assert path.split(".")[2] in Settings.model_fields, f"{template.name}: .Values{path}"
+                continue
             node: Any = VALUES
             for part in path.strip(".").split("."):
                 assert isinstance(node, dict), f"{template.name}: .Values{path}"
@@ -205,7 +194,7 @@ def test_alert_rules_read_exported_series_by_labels_they_have() -> None:
             "responder_records_total", "up", "kube_pod_container_status_restarts_total",
             "responder_approval_requests_unsent", "responder_changelog_partitions_missing",
             "responder_consumer_rebuilds_total", "responder_timeline_mirror_pending",
-            "responder_timeline_mirror_overflowed"} <= used
+            "responder_timeline_mirror_overflowed", "responder_group_shared_without_fleet"} <= used
 
 
 def test_dashboard_parses_and_names_exported_metrics() -> None:
@@ -217,3 +206,32 @@ def test_dashboard_parses_and_names_exported_metrics() -> None:
     for expr in exprs:
         assert series_read(expr), expr
         assert unknown_reads(expr, exported) == [], expr
+
+
+def test_compose_passes_an_empty_aws_endpoint_through() -> None:
+    """RESPONDER_AWS_ENDPOINT_URL= (empty: real AWS) reaches the replicas; only an unset one means the sandbox."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    [use] = re.findall(r"\$\{RESPONDER_AWS_ENDPOINT_URL[^}]*\}", text)
+    assert use == "${RESPONDER_AWS_ENDPOINT_URL-http://aws:5000}"  # `:-` would turn an empty value into the sandbox
+
+
+def test_dockerfile_installs_the_extras_the_image_needs() -> None:
+    """The image installs signing (model rollback), tracing (OTLP) and msk (MSK IAM), extras pyproject defines."""
+    text = (ROOT / "Dockerfile").read_text()
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    [installed] = re.findall(r"pip install ['\"]?\.\[([\w,]+)\]", text)
+    assert {"signing", "tracing", "msk"} <= set(installed.split(","))
+    assert set(installed.split(",")) <= set(extras)
+
+
+def test_more_than_one_replica_runs_as_a_fleet() -> None:
+    """The chart (replicas > 1) and compose (two replicas in a group) set changelog_topic, a topic topics.txt makes."""
+    topics = (ROOT / "deploy" / "topics.txt").read_text().split()
+    assert VALUES["replicas"] > 1
+    assert VALUES["settings"]["changelog_topic"] in topics
+    replicas = [svc for name, svc in _responder_services().items() if svc["command"] == ["run"]]
+    assert len(replicas) > 1
+    for svc in replicas:
+        assert svc["environment"]["RESPONDER_CHANGELOG_TOPIC"] in topics
+    statefulset = (CHART / "templates" / "statefulset.yaml").read_text()
+    assert re.search(r"gt \(int \.Values\.replicas\) 1\).*changelog_topic.*\n.*fail", statefulset)  # helm refuses it

@@ -111,3 +111,11 @@ def test_secret_in_a_broken_config_file_is_not_printed(monkeypatch, tmp_path):
     with pytest.raises(SettingsInvalid) as caught:
         Settings()
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_aws_endpoint_means_real_aws(monkeypatch, value):
+    """RESPONDER_AWS_ENDPOINT_URL= (empty, as compose passes it) is unset, not an endpoint boto3 refuses as invalid."""
+    monkeypatch.setenv("RESPONDER_AWS_ENDPOINT_URL", value)
+    assert Settings().aws_endpoint_url is None
+    assert Settings(aws_endpoint_url="").aws_endpoint_url is None

@@ -12,6 +12,7 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.model.backends import context_config
 from responder.actuators.model.params import RollbackParams, pin_start, read_back, store_for
 from responder.actuators.model.selection import check, select
+from responder.actuators.model.signing import NeedsSigning
 from responder.actuators.model.versions import ModelStore
 from responder.actuators.partial import Partly
 from responder.actuators.registry import register
@@ -21,7 +22,7 @@ log = structlog.get_logger(__name__)
 
 
 @register
-class RollbackToLastSigned(Actuator[RollbackParams]):
+class RollbackToLastSigned(NeedsSigning, Actuator[RollbackParams]):
     """Serve the newest version older than the bad one whose signature verifies against a trusted key.
 
     Candidates that are unsigned, signed by an untrusted key, changed since signing, quarantined

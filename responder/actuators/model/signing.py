@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from cryptography.exceptions import InvalidSignature
@@ -88,6 +88,20 @@ def _signing() -> tuple[Any, Any, Any]:
             f"model signing needs the 'signing' extra (model-signing and pyopenssl): {exc}"
         ) from exc
     return hashing, signing, verifying
+
+
+class NeedsSigning:
+    """Mixed into the model actuators that verify signatures (a rollback, a switch): they need the `signing` extra."""
+
+    extra: ClassVar[str | None] = "signing"
+
+    def unavailable(self) -> str | None:
+        """The import error when model-signing (or pyopenssl, which it needs undeclared) does not import, or None."""
+        try:
+            _signing()
+        except ConfigError as exc:
+            return str(exc.__cause__ or exc)
+        return None
 
 
 def generate_key(private_key: Path, public_key: Path) -> str:

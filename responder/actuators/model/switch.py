@@ -12,7 +12,7 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.model.backends import context_config
 from responder.actuators.model.params import VersionParams, read_back, store_for
 from responder.actuators.model.selection import check
-from responder.actuators.model.signing import Reason
+from responder.actuators.model.signing import NeedsSigning, Reason
 from responder.actuators.partial import Partly
 from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
@@ -21,7 +21,7 @@ log = structlog.get_logger(__name__)
 
 
 @register
-class SwitchVersion(Actuator[VersionParams]):
+class SwitchVersion(NeedsSigning, Actuator[VersionParams]):
     """Point a model's serving pointer at one named version; the undo of a rollback.
 
     The version must not be quarantined (by name or by its artifact digest) and is re-verified

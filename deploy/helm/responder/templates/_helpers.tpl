@@ -26,3 +26,19 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/* settings.yaml: the chart's defaults under .Values.settings (which win), and the fields the pods' shape fixes,
+which .Values.settings may not name (docs/deploying.md). The image sets no RESPONDER_* variable. */}}
+{{- define "responder.settings" -}}
+{{- $fixed := dict "metrics_host" "0.0.0.0" "metrics_port" (int .Values.metricsPort) "intake_host" "0.0.0.0"
+      "intake_port" (int .Values.intake.port) "timeline_path" "/data/timeline.jsonl" -}}
+{{- range $field, $_ := $fixed -}}
+{{- if hasKey $.Values.settings $field -}}
+{{- fail (printf "settings.%s is fixed by the chart (the pods' ports, probes and volume follow it): set metricsPort or intake.port instead, or leave it out" $field) -}}
+{{- end -}}
+{{- end -}}
+{{- $defaults := dict "runbooks_dir" (ternary "/etc/responder/runbooks" "/app/runbooks" (not (empty .Values.runbooks)))
+      "model_registry" "/data/models" "intake_topic" .Values.intake.topic
+      "intake_signing_key_id" .Values.intake.signingKeyId -}}
+{{- toYaml (merge $fixed (deepCopy .Values.settings) $defaults) -}}
+{{- end -}}
