@@ -14,6 +14,15 @@ from responder.errors import TransientActuationError
 from tests.fakes import Echo, EchoParams, Killed
 from tests.kit import HEADER, Kit, make_kit
 
+MARK = """\
+steps:
+  - id: mark
+    actuator: test.mark
+    retries: 2
+    with: {target: t1, message: hello}
+"""
+"""The runbook's first step: the mark, retried twice (its reply lost once it acted, it is settled by verify)."""
+
 
 class Marker(Echo):
     """Marks its target; returns the mark's text (which a read gives back) and a verdict (which no read does).

@@ -117,24 +117,19 @@ def test_network_policy_lets_traces_and_kafka_outside_the_cluster_through() -> N
     assert 4318 not in {p["port"] for rule in default["spec"]["egress"] for p in rule.get("ports", [])}
 
 
-def test_more_than_one_replica_without_a_changelog_fails_the_render() -> None:
-    """`helm template` with replicas > 1 and no settings.changelog_topic fails naming fleet mode; 1 replica renders."""
-    refused = helm_refusal("--set", "settings.changelog_topic=null")
+@pytest.mark.parametrize(("setting", "guard", "said"), [
+    ("settings.changelog_topic=null", "(not .Values.settings.changelog_topic)",
+     "replicas > 1 needs settings.changelog_topic"),
+    ("settings.kafka_manual_assignment=true", ".Values.settings.kafka_manual_assignment }}", "kafka_manual_assignment"),
+])
+def test_more_than_one_replica_outside_a_group_fleet_fails_the_render(setting: str, guard: str, said: str) -> None:
+    """`helm template` with replicas > 1 without a changelog or with manual assignment fails; 1 replica renders."""
+    refused = helm_refusal("--set", setting)
     if refused is None:  # no helm here: the guard is in the template, as the render with helm checks
-        assert "(not .Values.settings.changelog_topic)" in STATEFULSET.read_text()
+        assert guard in STATEFULSET.read_text()
         return
-    assert "replicas > 1 needs settings.changelog_topic" in refused
-    assert helm_template("--set", "settings.changelog_topic=null", "--set", "replicas=1")
-
-
-def test_more_than_one_replica_with_manual_assignment_fails_the_render() -> None:
-    """`helm template` with replicas > 1 and settings.kafka_manual_assignment fails: each replica would act on all."""
-    refused = helm_refusal("--set", "settings.kafka_manual_assignment=true")
-    if refused is None:  # no helm here: the guard is in the template, as the render with helm checks
-        assert ".Values.settings.kafka_manual_assignment }}" in STATEFULSET.read_text()
-        return
-    assert "kafka_manual_assignment" in refused
-    assert helm_template("--set", "settings.kafka_manual_assignment=true", "--set", "replicas=1")
+    assert said in refused
+    assert helm_template("--set", setting, "--set", "replicas=1")
 
 
 def test_the_intake_takes_every_kafka_security_setting_kept_in_the_secret() -> None:

@@ -16,15 +16,8 @@ from responder.engine.snapshot import EngineSnapshot
 from responder.models.step import StepResult
 from tests.fakes import EchoParams, FakeIam, Killed
 from tests.kit import ESCALATE, Kit
-from tests.lost_kit import Marker, marker_kit
+from tests.lost_kit import MARK, Marker, marker_kit
 
-MARK = """\
-steps:
-  - id: mark
-    actuator: test.mark
-    retries: 2
-    with: {target: t1, message: hello}
-"""
 READ_MESSAGE = MARK + """\
   - id: note
     actuator: test.echo

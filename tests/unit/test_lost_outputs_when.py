@@ -8,14 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.kit import ESCALATE
-from tests.lost_kit import marker_kit
+from tests.lost_kit import MARK, marker_kit
 
-MARK = """\
-steps:
-  - id: mark
-    actuator: test.mark
-    retries: 2
-    with: {target: t1, message: hello}
+ACT = MARK + """\
   - id: act
     actuator: test.echo
     with: {target: t2, message: contain}
@@ -35,7 +30,7 @@ def _dir(path: Path) -> Path:
 async def _act(tmp_path: Path, when: str) -> tuple[dict[str, Any], list[str], list[tuple[str, str]]]:
     """Run the mark (its reply lost, `verdict` lost) then `act` under `when`: act's result ({}: none), skipped steps,
     echoes."""
-    kit, marker = marker_kit(tmp_path, MARK + when + ESCALATE)
+    kit, marker = marker_kit(tmp_path, ACT + when + ESCALATE)
     marker.lose_replies = 1
     await kit.send()
     results = {str(b["step"]): b for b in kit.entries("step.result")}
@@ -94,7 +89,7 @@ async def test_exists_on_the_whole_result_of_a_step_that_lost_outputs_is_known(t
 
 async def test_a_parameter_on_a_lost_output_fails_even_when_the_when_holds(tmp_path: Path) -> None:
     """A `when` that holds whatever was lost does not excuse a parameter reading a lost output: the step fails."""
-    body = MARK.replace("message: contain}", 'message: "${steps.mark.result.verdict}"}')
+    body = ACT.replace("message: contain}", 'message: "${steps.mark.result.verdict}"}')
     kit, marker = marker_kit(tmp_path, body + f"      - any: [{HOLDS}, {LOST}]\n" + ESCALATE)
     marker.lose_replies = 1
     await kit.send()
