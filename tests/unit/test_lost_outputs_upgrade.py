@@ -62,8 +62,7 @@ async def test_an_old_recovered_result_replayed_lost_every_declared_output(tmp_p
 @pytest.mark.parametrize("written", [None, {"result": {}}], ids=["no-entry", "empty-result"])
 async def test_an_old_recovered_result_in_a_slice_lost_every_declared_output(tmp_path: Path,
                                                                               written: dict[str, Any] | None) -> None:
-    """A fleet slice of the previous release (no step output, or an empty one, for its recovered step) is merged with
-    every declared output lost."""
+    """A previous release's fleet slice (no or an empty output for its recovered step) merges with every output lost."""
     kit = await _recovered_by_the_previous_release(tmp_path)
     snap = kit.engine.state.snapshot()
     [incident] = snap.incidents
