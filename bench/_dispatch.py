@@ -1,7 +1,8 @@
 """The service the pipeline benchmarks run (bench/pipeline.py, bench/_latency.py; bench/longrun.py reuses its step).
 
 A runbook whose one step is a no-op actuator that records when it was dispatched (`APPLIED`, the latency
-phase's join key) and touches no cloud, and the settings of a replica on the benchmark's broker.
+phase's join key) and touches no cloud, and the settings of a replica on the benchmark's broker (a fleet member when
+given a changelog topic).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ RUNBOOK = Runbook.model_validate({
 })
 
 
-def settings(bootstrap: str, topic: str, group: str, tmp: Path) -> Settings:
+def settings(bootstrap: str, topic: str, group: str, tmp: Path, changelog: str | None = None) -> Settings:
+    """A replica's settings; with `changelog` a fleet member (RESPONDER_CHANGELOG_TOPIC), each with its own timeline."""
     return Settings(kafka_bootstrap=bootstrap, topics=[topic], group_id=group, session_timeout_ms=6000,
-                    timeline_path=tmp / f"{group}-{os.getpid()}.jsonl", max_batch=2000, deadletter_topic="bench-dlq")
+                    timeline_path=tmp / f"{group}-{os.getpid()}.jsonl", max_batch=2000, deadletter_topic="bench-dlq",
+                    changelog_topic=changelog)

@@ -1,5 +1,6 @@
-"""The latency phase of bench/pipeline.py and its idle measurement: `Service` replicas in their own processes, fed
-by the open-loop load generator (bench/_loadgen.py); see bench/pipeline.py's docstring for what is printed."""
+"""The latency phase of bench/pipeline.py and its idle measurement: `Service` replicas in their own processes, a
+fleet by default (one consumer group sharing a changelog topic co-partitioned with the input), fed by the open-loop
+load generator (bench/_loadgen.py); see bench/pipeline.py's docstring for what is printed."""
 
 from __future__ import annotations
 
@@ -17,11 +18,13 @@ import orjson
 
 from bench._dispatch import APPLIED, RUNBOOK, NoAws, settings
 from bench._loadgen import peak_rss_mib, template
+from responder.ingest.changelog import ensure_changelog
 from responder.ingest.kafka import ensure_topics
 from responder.sandbox import lifeline
 from responder.service import Service, serve
 
 HERE = Path(__file__).resolve().parent
+TOPIC, GROUP, CHANGELOG = "lat", "lat-g", "lat.changelog"
 LOAD_CPU = [0.0, 0.0]  # the replica's process CPU time at its first polled record and once its last dispatch is seen
 POLLED: dict[str, tuple[float, float]] = {}  # key -> (record's CreateTime, when the replica's poll returned it)
 
@@ -46,10 +49,11 @@ def gc_pauses() -> list[tuple[int, float]]:
     return pauses
 
 
-async def replica(bootstrap: str, topic: str, out: Path) -> None:
-    """One `Service` of the latency test's group; writes progress while running and its results on SIGTERM."""
+async def replica(bootstrap: str, out: Path, changelog: str | None) -> None:
+    """One `Service` of the latency test's group (a fleet member given `changelog`); writes progress while running
+    and its results on SIGTERM."""
     pauses = gc_pauses()
-    svc = Service(settings(bootstrap, topic, "lat-g", out.parent), aws=NoAws(), runbooks=[RUNBOOK])
+    svc = Service(settings(bootstrap, TOPIC, GROUP, out.parent, changelog), aws=NoAws(), runbooks=[RUNBOOK])
 
     async def report() -> None:
         await svc.ready.wait()
@@ -111,18 +115,40 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def make_topics(bootstrap: str, replicas: int, *, fleet: bool) -> str | None:
+    """The input topic and, for a fleet, its changelog (compacted, as many partitions: co-partitioned, as
+    docs/fleet.md says to create it); the changelog's name, or None when the replicas are not a fleet."""
+    partitions = max(3, replicas)
+    await ensure_topics(bootstrap, [TOPIC], partitions=partitions)
+    if not fleet:
+        return None
+    await ensure_changelog(bootstrap, CHANGELOG, partitions)
+    return CHANGELOG
+
+
+def replica_argv(out: Path, bootstrap: str, changelog: str | None) -> list[str]:
+    """The command line of one replica process (bench/pipeline.py's hidden --replica runs `replica`)."""
+    return [sys.executable, str(HERE / "pipeline.py"), "--replica", str(out), "--bootstrap", bootstrap,
+            *(["--changelog", changelog] if changelog else [])]
+
+
+def shape(replicas: int, changelog: str | None) -> str:
+    """What the latency line says the replicas ran as."""
+    return f"{replicas} replicas, " + (f"fleet (changelog {changelog})" if changelog else "not a fleet")
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
 
 async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tmp: Path, broker: int,
-                  tick_ms: float = 0.0) -> None:
-    topic, n = "lat", int(rate * seconds)
-    await ensure_topics(bootstrap, [topic], partitions=max(3, replicas))
-    py, me = sys.executable, str(HERE / "pipeline.py")  # its --replica runs `replica`
+                  tick_ms: float = 0.0, *, fleet: bool = True) -> None:
+    """The latency phase: `replicas` replica processes (a fleet unless `fleet` is false) fed at `rate` for `seconds`."""
+    n, py = int(rate * seconds), sys.executable
+    changelog = await make_topics(bootstrap, replicas, fleet=fleet)
     outs = [tmp / f"replica{i}.json" for i in range(replicas)]
-    procs = [lifeline.popen([py, me, "--replica", str(o), "--bootstrap", bootstrap]) for o in outs]
+    procs = [lifeline.popen(replica_argv(o, bootstrap, changelog)) for o in outs]
     try:
         while not all((o.parent / f"{o.name}.ready").exists() for o in outs):
             await asyncio.sleep(0.1)
@@ -130,7 +156,7 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
         gen_out, envelope = tmp / "loadgen.json", tmp / "envelope.json"
         envelope.write_bytes(template())  # built here: the generator then need not import tests.findings
         broker_cpu = cpu_of(broker)
-        gen = lifeline.popen([py, str(HERE / "_loadgen.py"), bootstrap, topic, "--rate", str(rate),
+        gen = lifeline.popen([py, str(HERE / "_loadgen.py"), bootstrap, TOPIC, "--rate", str(rate),
                               "--count", str(n), "--template", str(envelope), "--tick-ms", str(tick_ms),
                               "--out", str(gen_out)])
         while gen.poll() is None:
@@ -152,7 +178,7 @@ async def latency(bootstrap: str, rate: float, seconds: float, replicas: int, tm
     applied = {k: t for r in results for k, t in r["applied"].items()}
     lat = [applied[k] - t for k, t in sent["scheduled"].items() if k in applied]
     missing = n - len(lat)
-    print(f"latency  {replicas} replicas, open loop at {rate:,.0f} ev/s for {seconds:.0f} s ({n:,} events, "
+    print(f"latency  {shape(replicas, changelog)}, open loop at {rate:,.0f} ev/s for {seconds:.0f} s ({n:,} events, "
           f"{missing} not dispatched): scheduled send → actuator dispatch p50 {pct(lat, .5):.1f} ms, "
           f"p99 {pct(lat, .99):.1f} ms, p99.9 {pct(lat, .999):.1f} ms | target p99 ≤ 50 ms: "
           f"{'met' if missing == 0 and pct(lat, .99) <= 50 else 'NOT met'}")

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/pipeline.py [--events 20000] [--rate R] [--seconds 10] [--replicas 3]
                                        [--latency-only] [--idle S] [--broker tansu|apache|auto]
-                                       [--loadgen-tick-ms T]
+                                       [--loadgen-tick-ms T] [--no-fleet]
 
 The broker is the embedded Tansu broker unless `--broker` says otherwise (`apache`: one Apache Kafka node
 from its Maven jars, as the fleet tests use; it needs Java).
@@ -18,7 +18,13 @@ from its Maven jars, as the fleet tests use; it needs Java).
    Targets: no match ≥ 0.5 of the baseline, acting ≥ 0.15.
 2. latency: `--replicas` `Service` processes in one consumer group, fed by a separate open-loop load
    generator process (bench/_loadgen.py) at R events/s for `--seconds`; latency is actuator dispatch
-   minus the *scheduled* send time. R defaults to min(2,000, half the measured acting throughput).
+   minus the *scheduled* send time. The replicas are a fleet: they share a changelog topic (`lat.changelog`,
+   compacted, as many partitions as the input topic), so each partition's engine state follows it, written to the
+   changelog before each timeline batch counts as durable (in Kafka transactions on Apache Kafka; Tansu has none,
+   so there without them). `--no-fleet` runs them without a changelog, as before 2026-12-07: a configuration each
+   replica now reports as an error (`group_shared_without_fleet`), kept to compare the two. The latency line says
+   which ("3 replicas, fleet (changelog lat.changelog)" or "3 replicas, not a fleet"). R defaults to
+   min(2,000, half the measured acting throughput).
    Prints p50 / p99 / p99.9, and CPU and peak RSS of every process; per replica also the CPU per dispatched
    event between its first polled record and its last dispatch (start-up excluded), its chunks, fsyncs and
    collector runs under load; and the broker's CPU while the load ran. Target: p99 ≤ 50 ms.
@@ -156,7 +162,8 @@ def open_broker(kind: str) -> Any:
     return Broker()
 
 
-async def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """This script's options (a replica process's hidden ones too: `bench._latency.replica_argv`)."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--rate", type=float, default=None, help="default: min(2000, half the acting throughput)")
@@ -172,13 +179,21 @@ async def main() -> None:
                          "Java); auto: apache when Java is present")
     ap.add_argument("--loadgen-tick-ms", type=float, default=0.0, help="the load generator wakes at most this often "
                     "(default 0: as each record falls due); a record may then wait that long, counted in its latency")
+    ap.add_argument("--no-fleet", dest="fleet", action="store_false", help="run the latency phase's replicas "
+                    "without a changelog topic (one consumer group, not a fleet), to compare with the default fleet")
     ap.add_argument("--replica", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--bootstrap", help=argparse.SUPPRESS)
+    ap.add_argument("--changelog", help=argparse.SUPPRESS)  # a replica's: its fleet's changelog topic
+    return ap
+
+
+async def main() -> None:
+    ap = parser()
     args = ap.parse_args()
     log.configure("console", "warning")
     registry.add(NoopActuator())
     if args.replica:
-        await replica(args.bootstrap, "lat", args.replica)
+        await replica(args.bootstrap, args.replica, args.changelog)
         return
     if args.latency_only and not args.rate:
         ap.error("--latency-only needs --rate")
@@ -188,7 +203,8 @@ async def main() -> None:
             await idle_cpu(bs, args.idle, tmp)
             return
         if args.latency_only:
-            await latency(bs, args.rate, args.seconds, args.replicas, tmp, broker.pid or 0, args.loadgen_tick_ms)
+            await latency(bs, args.rate, args.seconds, args.replicas, tmp, broker.pid or 0, args.loadgen_tick_ms,
+                          fleet=args.fleet)
             return
         await ensure_topics(bs, ["base1", "base2", "nomatch", "acting"], partitions=3)
         acting_recs = records(n, "T")
@@ -214,7 +230,7 @@ async def main() -> None:
             rate = args.rate or min(2000.0, phases["acting"][0][0] / 2)
             why = "given" if args.rate else ("2,000" if rate == 2000 else "half the acting throughput")
             print(f"latency rate {rate:,.0f} ev/s ({why})")
-            await latency(bs, rate, args.seconds, args.replicas, tmp, broker.pid or 0)
+            await latency(bs, rate, args.seconds, args.replicas, tmp, broker.pid or 0, fleet=args.fleet)
 
 
 if __name__ == "__main__":
