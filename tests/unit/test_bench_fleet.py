@@ -75,3 +75,9 @@ async def test_a_replica_process_runs_in_fleet_mode_when_given_the_changelog(
     finally:
         svc.recorder.close()
         await svc.close_unstarted()
+
+
+def test_the_latency_line_says_whether_the_replicas_were_a_fleet() -> None:
+    """The printed latency line names the changelog of a fleet, or says the replicas were not one."""
+    assert _latency.shape(3, "lat.changelog") == "3 replicas, fleet (changelog lat.changelog)"
+    assert _latency.shape(3, None) == "3 replicas, not a fleet"
