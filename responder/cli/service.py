@@ -84,18 +84,6 @@ def sandbox_cmd(kafka_port: KafkaPortOpt = None, aws_port: AwsPortOpt = None, js
         _serve_sandbox(box, json)
 
 
-def _refuse_missing_extras(settings: Settings) -> None:
-    """ConfigError when a runbook `run` would load uses an actuator whose extra is not installed (a model rollback
-    without `signing`): at start, not at the incident (responder/catalog/extras.py)."""
-    from responder.actuators.registry import registry
-    from responder.catalog import load_runbooks
-    from responder.catalog.defaults import with_default_escalation
-    from responder.catalog.extras import refuse_missing_extras
-
-    books = load_runbooks(settings.runbooks_dir, registry)
-    refuse_missing_extras(with_default_escalation(books, settings.default_on_failure, registry), registry)
-
-
 @app.command()
 def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="plan every step, call no actuator")] = False,
@@ -128,7 +116,6 @@ def run(
             structlog.get_logger(__name__).info("sandbox_started", kafka=box.broker.bootstrap,
                                                  aws=box.aws.endpoint_url)
         settings = Settings(**overrides)
-        _refuse_missing_extras(settings)
         tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
         async def main() -> None:  # fenced, a failed transaction, Kafka unreachable after: rejoins (rejoin.py)
