@@ -25,6 +25,7 @@ from responder.cli.output import (
 )
 from responder.errors import ConfigError
 from responder.errors_kafka import ConsumerRebuildsExhausted, ReplicaFenced, TransactionFailed
+from responder.models.runbook import Runbook
 from responder.settings import Settings
 
 app = typer.Typer()
@@ -84,6 +85,21 @@ def sandbox_cmd(kafka_port: KafkaPortOpt = None, aws_port: AwsPortOpt = None, js
         _serve_sandbox(box, json)
 
 
+def _runbooks_checked(settings: Settings) -> list[Runbook]:
+    """The runbooks `run` serves, read once; ConfigError when one uses an actuator whose extra is not installed (a
+    model rollback without `signing`): at start, not at the incident (responder/catalog/extras.py). Not under
+    `--dry-run`, which calls no actuator. `run` only: the demo and tabletops serve without the extras."""
+    from responder.actuators.registry import registry
+    from responder.catalog import load_runbooks
+    from responder.catalog.defaults import with_default_escalation
+    from responder.catalog.extras import refuse_missing_extras
+
+    books = load_runbooks(settings.runbooks_dir, registry)
+    if not settings.dry_run:
+        refuse_missing_extras(with_default_escalation(books, settings.default_on_failure, registry), registry)
+    return books
+
+
 @app.command()
 def run(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="plan every step, call no actuator")] = False,
@@ -116,12 +132,14 @@ def run(
             structlog.get_logger(__name__).info("sandbox_started", kafka=box.broker.bootstrap,
                                                  aws=box.aws.endpoint_url)
         settings = Settings(**overrides)
+        books = _runbooks_checked(settings)
         tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
         async def main() -> None:  # fenced, a failed transaction, Kafka unreachable after: rejoins (rejoin.py)
             health = health_server(settings)  # the process's: it keeps its port while a fenced replica rejoins
             try:
-                await serve_rejoining(rebuilds(settings, metrics_server=health), rejoins=settings.fenced_rejoins)
+                await serve_rejoining(rebuilds(settings, metrics_server=health, runbooks=books),
+                                      rejoins=settings.fenced_rejoins)
             except BaseExceptionGroup as group:  # the loops' task groups: a consumer out of rebuilds is one line
                 raise rebuilds_exhausted(group) or group from None
 

@@ -25,7 +25,6 @@ from responder.actuators.retry import VerifySettle
 from responder.bounds import revocation_deadline
 from responder.catalog import load_runbooks
 from responder.catalog.defaults import with_default_escalation
-from responder.catalog.extras import refuse_missing_extras
 from responder.clock import SteadyClock
 from responder.engine.executor import Engine
 from responder.engine.fleetguard import FleetGuard
@@ -90,8 +89,6 @@ class Service(BatchHandling, Running, Readiness):
         books = with_default_escalation(runbooks if runbooks is not None else
                                         load_runbooks(settings.runbooks_dir, registry),
                                         settings.default_on_failure, registry)
-        if not settings.dry_run:  # a rollback without the `signing` extra: exit 3 now, not at the incident
-            refuse_missing_extras(books, registry)
         warn_account_unknown(settings, books)
         warn_unsigned_triggers(settings, books, registry)
         if not books:

@@ -103,3 +103,16 @@ def test_run_loads_the_runbook_directory_once(environment: Path, monkeypatch: py
     result = CliRunner().invoke(app, ["run"])
     assert result.exit_code == 3, result.output
     assert loaded == [environment]
+
+
+def test_the_service_itself_serves_without_the_extra(no_signing, environment: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only `run` refuses: `make demo` and tabletops build the service in an install without `signing`."""
+    from responder.errors import ConfigError
+    from responder.service import Service
+    from responder.settings import Settings
+
+    shutil.copy(SHIPPED / "model-unsigned-deployed.yaml", environment)
+    _stopped_after_the_runbooks(monkeypatch)
+    with pytest.raises(ConfigError, match="no-such-format"):
+        Service(Settings())
