@@ -1,0 +1,46 @@
+"""A runbook keyed on a Sentinel incident's analytics rule id (read-only in Sentinel) is not moved by its title,
+which incident editors can change (docs/threat-model.md)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from responder.actuators import registry
+from responder.catalog import load_runbooks
+from responder.normalise import decode_doc
+from responder.rules.matcher import Matcher
+
+ROOT = Path(__file__).resolve().parents[2]
+INCIDENT = ROOT / "runbooks/examples/by-source/access-key-compromise.sentinel.json"
+
+
+def _pinned_runbooks(tmp_path: Path, rule_id: str) -> Path:
+    """The shipped access-key-compromise runbook with one more condition: the incident's analytics rule id."""
+    text = (ROOT / "runbooks/access-key-compromise.yaml").read_text()
+    anchor = "    - {field: event.source, op: ne, value: guardduty}\n"
+    pinned = f'    - {{field: event.attributes.analytic_rule_ids, op: contains, value: "{rule_id}"}}\n'
+    assert anchor in text
+    (tmp_path / "access-key-compromise.yaml").write_text(text.replace(anchor, anchor + pinned, 1))
+    return tmp_path
+
+
+def _matched(books_dir: Path, doc: dict[str, Any]) -> list[str]:
+    [event] = decode_doc(doc)
+    return [m.runbook.id for m in Matcher(load_runbooks(books_dir, registry)).match(event)]
+
+
+def test_a_retitled_incident_of_another_rule_does_not_match_a_rule_pinned_runbook(tmp_path: Path) -> None:
+    """An incident renamed "AWS access key exposed" matches the shipped runbook, not one pinned to the rule's id."""
+    genuine = orjson.loads(INCIDENT.read_bytes())
+    [rule_id] = genuine["object"]["properties"]["relatedAnalyticRuleIds"]
+    forged = copy.deepcopy(genuine)
+    forged["object"]["properties"]["title"] = "AWS access key exposed in a public repository"
+    forged["object"]["properties"]["relatedAnalyticRuleIds"] = [rule_id.rsplit("/", 1)[0] + "/benign-rule"]
+    assert _matched(ROOT / "runbooks", forged).count("access-key-compromise") == 1  # the title alone classifies
+    pinned = _pinned_runbooks(tmp_path, rule_id)
+    assert _matched(pinned, forged) == []
+    assert _matched(pinned, genuine) == ["access-key-compromise"]
