@@ -87,16 +87,15 @@ def sandbox_cmd(kafka_port: KafkaPortOpt = None, aws_port: AwsPortOpt = None, js
 
 def _runbooks_checked(settings: Settings) -> list[Runbook]:
     """The runbooks `run` serves, read once; ConfigError when one uses an actuator whose extra is not installed (a
-    model rollback without `signing`): at start, not at the incident (responder/catalog/extras.py). Not under
-    `--dry-run`, which calls no actuator. `run` only: the demo and tabletops serve without the extras."""
+    model rollback without `signing`): at start, not at the incident (responder/catalog/extras.py); under `--dry-run`
+    too, whose plans verify signatures. `run` only: the demo and tabletops serve without the extras."""
     from responder.actuators.registry import registry
     from responder.catalog import load_runbooks
     from responder.catalog.defaults import with_default_escalation
     from responder.catalog.extras import refuse_missing_extras
 
     books = load_runbooks(settings.runbooks_dir, registry)
-    if not settings.dry_run:
-        refuse_missing_extras(with_default_escalation(books, settings.default_on_failure, registry), registry)
+    refuse_missing_extras(with_default_escalation(books, settings.default_on_failure, registry), registry)
     return books
 
 

@@ -82,17 +82,14 @@ def _stopped_after_the_runbooks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return loaded
 
 
-def test_a_dry_run_without_the_signing_extra_is_not_refused_for_it(no_signing, environment: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """`run --dry-run` calls no actuator, so a model runbook without model-signing does not stop it at start."""
+def test_a_dry_run_without_the_signing_extra_is_refused_too(no_signing, environment: Path) -> None:
+    """`run --dry-run` refuses a model runbook without model-signing too: its rollback plan verifies signatures."""
     shutil.copy(SHIPPED / "model-unsigned-deployed.yaml", environment)
-    _stopped_after_the_runbooks(monkeypatch)
     gc.collect()
     result = CliRunner().invoke(app, ["run", "--dry-run"])
     assert result.exit_code == 3, result.output
     [line] = [x for x in result.stderr.splitlines() if x.startswith("✗")]
-    assert "no-such-format" in line
-    assert "signing" not in line
+    assert "'signing' extra" in line
 
 
 def test_run_loads_the_runbook_directory_once(environment: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,10 +19,11 @@ INCIDENT = ROOT / "runbooks/examples/by-source/access-key-compromise.sentinel.js
 
 
 def _pinned_runbooks(tmp_path: Path, rule_id: str) -> Path:
-    """The shipped access-key-compromise runbook with one more condition: the incident's analytics rule id."""
+    """The shipped access-key-compromise runbook, a Sentinel event also needing the incident's analytics rule id."""
     text = (ROOT / "runbooks/access-key-compromise.yaml").read_text()
     anchor = "    - {field: event.source, op: ne, value: guardduty}\n"
-    pinned = f'    - {{field: event.attributes.analytic_rule_ids, op: contains, value: "{rule_id}"}}\n'
+    pinned = ("    - any:\n        - {field: event.source, op: ne, value: sentinel}\n"
+              f'        - {{field: event.attributes.analytic_rule_ids, op: contains, value: "{rule_id}"}}\n')
     assert anchor in text
     (tmp_path / "access-key-compromise.yaml").write_text(text.replace(anchor, anchor + pinned, 1))
     return tmp_path
@@ -44,3 +45,10 @@ def test_a_retitled_incident_of_another_rule_does_not_match_a_rule_pinned_runboo
     pinned = _pinned_runbooks(tmp_path, rule_id)
     assert _matched(pinned, forged) == []
     assert _matched(pinned, genuine) == ["access-key-compromise"]
+
+
+def test_pinning_sentinel_incidents_to_a_rule_leaves_the_other_sources_matching(tmp_path: Path) -> None:
+    """The narrowing the threat model gives keeps the runbook matching the Security Hub example it matched before."""
+    other = orjson.loads((ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
+    assert _matched(ROOT / "runbooks", other) == ["access-key-compromise"]
+    assert _matched(_pinned_runbooks(tmp_path, "/subscriptions/x/alertRules/y"), other) == ["access-key-compromise"]
