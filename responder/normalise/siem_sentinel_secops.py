@@ -88,7 +88,9 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
         },
         raw=item,
         subject=f"sentinel:{ident}",
-        threat=first(from_techniques(p.get("techniques") or []), SENTINEL.lookup(title)),
+        # a scheduled rule's alert takes its alertType from the rule's id, its alertDisplayName from the rule's name
+        threat=first(from_techniques(p.get("techniques") or []), SENTINEL.lookup(title),
+                     SENTINEL.lookup(p.get("alertDisplayName")) if alert else None),
     )
 
 

@@ -52,3 +52,13 @@ def test_pinning_sentinel_incidents_to_a_rule_leaves_the_other_sources_matching(
     other = orjson.loads((ROOT / "runbooks/examples/by-source/access-key-compromise.securityhub.json").read_bytes())
     assert _matched(ROOT / "runbooks", other) == ["access-key-compromise"]
     assert _matched(_pinned_runbooks(tmp_path, "/subscriptions/x/alertRules/y"), other) == ["access-key-compromise"]
+
+
+def test_a_scheduled_rule_s_alert_is_classified_by_the_rule_s_name(tmp_path: Path) -> None:
+    """A Sentinel alert whose alertType is its rule's id (scheduled rules) is classified by its alertDisplayName."""
+    doc: dict[str, Any] = orjson.loads((ROOT / "tests/fixtures/events/sentinel_alert_entities.json").read_bytes())
+    doc["value"][0]["properties"]["alertType"] = "7c1d9a40-3b2e-4f55-a1d8-0e6c2f9b8a77"
+    [event] = decode_doc(doc)
+    assert event.threat is not None
+    assert event.threat.category == "credential_compromise"
+    assert _matched(ROOT / "runbooks", doc) == ["access-key-compromise"]
