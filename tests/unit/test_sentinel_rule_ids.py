@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from responder.actuators import registry
 from responder.catalog import load_runbooks
@@ -54,11 +55,41 @@ def test_pinning_sentinel_incidents_to_a_rule_leaves_the_other_sources_matching(
     assert _matched(_pinned_runbooks(tmp_path, "/subscriptions/x/alertRules/y"), other) == ["access-key-compromise"]
 
 
-def test_a_scheduled_rule_s_alert_is_classified_by_the_rule_s_name(tmp_path: Path) -> None:
-    """A Sentinel alert whose alertType is its rule's id (scheduled rules) is classified by its alertDisplayName."""
+def _alert(rule_name: str | None = None, product: str = "Azure Sentinel",
+           alert_type: str = "7c1d9a40-3b2e-4f55-a1d8-0e6c2f9b8a77") -> dict[str, Any]:
+    """The fixture's Sentinel alert as a scheduled rule raises it: its alertType the rule's id, its rule's name."""
     doc: dict[str, Any] = orjson.loads((ROOT / "tests/fixtures/events/sentinel_alert_entities.json").read_bytes())
-    doc["value"][0]["properties"]["alertType"] = "7c1d9a40-3b2e-4f55-a1d8-0e6c2f9b8a77"
+    props = doc["value"][0]["properties"]
+    props.update(alertType=alert_type, productName=product)
+    if rule_name is not None:
+        props.setdefault("additionalData", {})["Analytic Rule Name"] = rule_name
+    return doc
+
+
+def _category(doc: dict[str, Any]) -> str | None:
     [event] = decode_doc(doc)
-    assert event.threat is not None
-    assert event.threat.category == "credential_compromise"
+    return None if event.threat is None else str(event.threat.category)
+
+
+def test_a_scheduled_rule_s_alert_is_classified_by_the_rule_s_name() -> None:
+    """A Sentinel rule's alert whose alertType is the rule's id is classified by `Analytic Rule Name`, and acted on."""
+    doc = _alert("AWS access key exposed on a public repository")
+    assert _category(doc) == "credential_compromise"
     assert _matched(ROOT / "runbooks", doc) == ["access-key-compromise"]
+
+
+@pytest.mark.parametrize(("doc", "why"), [
+    (_alert(), "the display name alone (an alert details override can build it from logged text)"),
+    (_alert("AWS access key exposed on a public repository", product="Microsoft Defender for Cloud"),
+     "another product's alert"),
+])
+def test_an_alert_is_not_classified_by_what_logged_text_or_another_product_names(doc: dict[str, Any],
+                                                                                  why: str) -> None:
+    """Neither an alert's display name nor another product's rule name classifies a Sentinel alert."""
+    assert _category(doc) is None, why
+
+
+def test_the_alert_type_wins_over_the_rule_name() -> None:
+    """An alert whose alertType classifies keeps that threat whatever its rule name says."""
+    doc = _alert("AWS access key exposed on a public repository", alert_type="AWS CloudTrail logging disabled")
+    assert _category(doc) == "defense_evasion_logging"
