@@ -93,3 +93,28 @@ def test_the_alert_type_wins_over_the_rule_name() -> None:
     """An alert whose alertType classifies keeps that threat whatever its rule name says."""
     doc = _alert("AWS access key exposed on a public repository", alert_type="AWS CloudTrail logging disabled")
     assert _category(doc) == "defense_evasion_logging"
+
+
+def test_a_custom_detail_named_like_the_rule_name_does_not_classify() -> None:
+    """A query column surfaced as custom detail `Analytic Rule Name` is logged text: it classifies nothing."""
+    doc = _alert()
+    props = doc["value"][0]["properties"]
+    props["customDetails"]["Analytic Rule Name"] = ["AWS access key exposed on a public repository"]
+    props.setdefault("additionalData", {})["Custom Details"] = {"Analytic Rule Name": ["AWS leaked access key"]}
+    assert _category(doc) is None
+
+
+def test_an_incident_is_not_classified_by_a_rule_name() -> None:
+    """The rule-name fallback is for alerts: an incident carrying a Sentinel product and rule name keeps no threat."""
+    doc = orjson.loads(INCIDENT.read_bytes())
+    props = doc["object"]["properties"]
+    props.update(title="Benign rule", productName="Azure Sentinel")
+    props["additionalData"]["Analytic Rule Name"] = "AWS access key exposed on a public repository"
+    assert _category(doc) is None
+
+
+def test_techniques_decide_before_the_rule_name() -> None:
+    """An alert's own technique ids classify it first, whatever its rule name says."""
+    doc = _alert("AWS access key exposed on a public repository")
+    doc["value"][0]["properties"]["techniques"] = ["T1562.008"]
+    assert _category(doc) == "defense_evasion_logging"
