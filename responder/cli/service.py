@@ -25,6 +25,7 @@ from responder.cli.output import (
 )
 from responder.errors import ConfigError
 from responder.errors_kafka import ConsumerRebuildsExhausted, ReplicaFenced, TransactionFailed
+from responder.models.runbook import Runbook
 from responder.settings import Settings
 
 app = typer.Typer()
@@ -84,9 +85,10 @@ def sandbox_cmd(kafka_port: KafkaPortOpt = None, aws_port: AwsPortOpt = None, js
         _serve_sandbox(box, json)
 
 
-def _refuse_missing_extras(settings: Settings) -> None:
-    """ConfigError when a runbook `run` would load uses an actuator whose extra is not installed (a model rollback
-    without `signing`): at start, not at the incident (responder/catalog/extras.py)."""
+def _runbooks_checked(settings: Settings) -> list[Runbook]:
+    """The runbooks `run` serves, read once; ConfigError when one uses an actuator whose extra is not installed (a
+    model rollback without `signing`): at start, not at the incident (responder/catalog/extras.py); under `--dry-run`
+    too, whose plans verify signatures. `run` only: the demo and tabletops serve without the extras."""
     from responder.actuators.registry import registry
     from responder.catalog import load_runbooks
     from responder.catalog.defaults import with_default_escalation
@@ -94,6 +96,7 @@ def _refuse_missing_extras(settings: Settings) -> None:
 
     books = load_runbooks(settings.runbooks_dir, registry)
     refuse_missing_extras(with_default_escalation(books, settings.default_on_failure, registry), registry)
+    return books
 
 
 @app.command()
@@ -128,13 +131,14 @@ def run(
             structlog.get_logger(__name__).info("sandbox_started", kafka=box.broker.bootstrap,
                                                  aws=box.aws.endpoint_url)
         settings = Settings(**overrides)
-        _refuse_missing_extras(settings)
+        books = _runbooks_checked(settings)
         tracing.configure(settings.otel_exporter_otlp_endpoint, "responder")
 
         async def main() -> None:  # fenced, a failed transaction, Kafka unreachable after: rejoins (rejoin.py)
             health = health_server(settings)  # the process's: it keeps its port while a fenced replica rejoins
             try:
-                await serve_rejoining(rebuilds(settings, metrics_server=health), rejoins=settings.fenced_rejoins)
+                await serve_rejoining(rebuilds(settings, metrics_server=health, runbooks=books),
+                                      rejoins=settings.fenced_rejoins)
             except BaseExceptionGroup as group:  # the loops' task groups: a consumer out of rebuilds is one line
                 raise rebuilds_exhausted(group) or group from None
 

@@ -64,7 +64,7 @@ NOTIFY_KAFKA = "notify.kafka.publish_message"
 
 def notification_topics(books: Iterable[Runbook]) -> list[Needed]:
     """The literal topics runbooks' notify.kafka steps (and `on_failure` steps, the escalation path) publish to,
-    each once, naming the first runbook and step; a `${…}` topic is known only when it runs, and a runbook in
+    each once, naming the first runbook and step (a `${…}` topic is refused at load, skipped here), and a runbook in
     `mode: dry_run` publishes nothing. Asked about in one plain metadata request: never auto-created by the check,
     never waited for (`auto_create=False`), so a missing one costs the start nothing."""
     out: dict[str, Needed] = {}

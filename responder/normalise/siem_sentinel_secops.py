@@ -25,6 +25,7 @@ from responder.normalise.threats import SENTINEL, first, from_techniques
 K = ResourceKind
 _AWS_ACCOUNT = re.compile(r"[0-9]{12}")  # ASCII: `\d` takes Arabic-Indic and full-width digits too
 SENTINEL_TYPES = ("Microsoft.SecurityInsights/incidents", "Microsoft.SecurityInsights/Incidents")
+SENTINEL_PRODUCTS = ("Azure Sentinel", "Microsoft Sentinel")  # an alert of Sentinel's own analytics rules
 
 
 # ---- Microsoft Sentinel -------------------------------------------------------------------------
@@ -88,8 +89,16 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
         },
         raw=item,
         subject=f"sentinel:{ident}",
-        threat=first(from_techniques(p.get("techniques") or []), SENTINEL.lookup(title)),
+        threat=first(from_techniques(p.get("techniques") or []), SENTINEL.lookup(title),
+                     SENTINEL.lookup(_rule_name(p)) if alert else None),
     )
+
+
+def _rule_name(p: dict[str, Any]) -> Any:
+    """A Sentinel analytics rule's alert's rule name (`additionalData["Analytic Rule Name"]`), else None: a scheduled
+    rule's `alertType` is the rule's id, and its `alertDisplayName` may be built from query columns (alert details
+    override), logged text an attacker can write; other products' alerts carry no rule name."""
+    return dig(p, "additionalData", "Analytic Rule Name") if p.get("productName") in SENTINEL_PRODUCTS else None
 
 
 # AWSCloudTrail columns an AWS analytics rule surfaces as custom details, in order: the account whose trail logged

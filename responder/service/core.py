@@ -58,6 +58,7 @@ from responder.service.wiring import (
     authenticator_from,
     guards_from,
     operator_permissions,
+    refuse_notifying_own_topics,
     warn_account_unknown,
     warn_unsigned_triggers,
 )
@@ -90,6 +91,7 @@ class Service(BatchHandling, Running, Readiness):
                                         load_runbooks(settings.runbooks_dir, registry),
                                         settings.default_on_failure, registry)
         warn_account_unknown(settings, books)
+        refuse_notifying_own_topics(settings, books)
         warn_unsigned_triggers(settings, books, registry)
         if not books:
             log.warning("no_runbooks", runbooks_dir=str(settings.runbooks_dir),

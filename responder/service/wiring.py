@@ -19,6 +19,7 @@ from responder.engine.arnforms import Home
 from responder.engine.guards import GuardPolicy, Guards
 from responder.errors import ConfigError
 from responder.ingest.authn import RecordAuthenticator
+from responder.ingest.topics import notification_topics
 from responder.models.runbook import Protected, Quota, Runbook
 from responder.settings import Settings
 from responder.timeline.archive import Archiver
@@ -118,3 +119,25 @@ def archiver_from(settings: Settings) -> Archiver | None:
     if not settings.timeline_signing_key:
         raise ConfigError("timeline_archive needs timeline_signing_key: segments are sealed at signed checkpoints")
     return Archiver(archive)
+
+
+def refuse_notifying_own_topics(settings: Settings, books: Iterable[Runbook]) -> None:
+    """ConfigError when a runbook's notify.kafka step (or escalation) publishes to one of the service's own topics:
+    into an alert topic it would be read back as an alert, into the changelog it would stop that partition's
+    restore, into the approval, operator or dead-letter topics it would pose as a decision, a request or a record
+    to replay. Notification topics are literal (a `${…}` one is refused at load), so this is known at start."""
+    own = {topic: setting for topic, setting in (
+        *((t, "RESPONDER_TOPICS") for t in settings.topics),
+        (settings.changelog_topic, "RESPONDER_CHANGELOG_TOPIC"),
+        (settings.approvals_topic, "RESPONDER_APPROVALS_TOPIC"),
+        (settings.approval_requests_topic, "RESPONDER_APPROVAL_REQUESTS_TOPIC"),
+        (settings.operator_requests_topic, "RESPONDER_OPERATOR_REQUESTS_TOPIC"),
+        (settings.operator_replies_topic, "RESPONDER_OPERATOR_REPLIES_TOPIC"),
+        (settings.deadletter_topic, "RESPONDER_DEADLETTER_TOPIC"),
+        (settings.timeline_mirror_topic, "RESPONDER_TIMELINE_MIRROR_TOPIC"),
+    ) if topic}
+    for needed in notification_topics(books):
+        if needed.name in own:
+            raise ConfigError(f"{needed.setting} publishes notifications to {needed.name!r}, which is the service's "
+                              f"own topic ({own[needed.name]}): name a notification topic of its own")
+

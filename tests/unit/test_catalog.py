@@ -110,9 +110,14 @@ def test_rollback_naming_its_start_version_loads(tmp_path, params):
                                       'Resource: "${event.attributes.arn}"}]}}', "document"),
     ("aws.iam.restore_inline_policy", '{principal_type: role, principal_name: r, '
                                       'policy_name: "${event.attributes.policy}"}', "policy_name"),
+    ("notify.webhook.post_message", '{url: "https://hooks.example/x", key_id: "${event.attributes.k}", title: t}',
+     "key_id"),
+    ("notify.kafka.publish_message", '{topic: "${event.attributes.topic}", title: t}', "topic"),
+    ("notify.kafka.publish_message", '{topic: responder.notifications, key_id: "${event.attributes.k}", title: t}',
+     "key_id"),
 ])
 def test_literal_only_parameter_rejects_a_placeholder(tmp_path, actuator, params, name):
-    """A webhook url, a registry, or a restore's policy or document from the event fails at load with file:line."""
+    """A webhook url, a notify topic or key, a registry, or a restore's policy or document from the event: refused."""
     (tmp_path / "lit.yaml").write_text(
         f'id: lit\ntrigger: {{source: guardduty, type: "*"}}\ngroup_by: "${{event.actor}}"\nsteps:\n'
         f"  - id: s\n    actuator: {actuator}\n    with: {params}\n"

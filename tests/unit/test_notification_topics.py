@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from responder.errors import ConfigError
 from responder.ingest import topics
 from responder.ingest.topics import Needed, TopicProblem, await_topics, needed_topics, notification_topics, problems_in
 from responder.metrics import Metrics
 from responder.metrics_server import MetricsServer
 from responder.models.runbook import Mode, Runbook
 from responder.service import Service, running
+from responder.service.wiring import refuse_notifying_own_topics
 from responder.settings import Settings
 
 NOTIFY = "notify.kafka.publish_message"
@@ -29,7 +31,7 @@ def _book(rb_id: str, topic: str, escalation_topic: str | None = None) -> Runboo
 
 
 def test_notification_topics_are_the_literal_topics_of_notify_kafka_steps() -> None:
-    """Each literal topic of a notify.kafka step (steps and on_failure) once, naming the first runbook and step."""
+    """Each topic of a notify.kafka step (steps and on_failure) once, naming the first runbook and step."""
     found = notification_topics([_book("a", "responder.notifications", "responder.escalations"),
                                  _book("b", "responder.notifications"), _book("c", "${event.attributes.topic}")])
     assert [(t.name, t.setting, t.warn_only) for t in found] == [
@@ -139,3 +141,24 @@ def test_a_dry_run_runbook_s_notification_topics_are_not_checked() -> None:
     """A runbook in `mode: dry_run` publishes nothing, so its notify.kafka topics are not warned about."""
     dry = _book("d", "never.published").model_copy(update={"mode": Mode.DRY_RUN})
     assert [t.name for t in notification_topics([dry, _book("e", "published")])] == ["published"]
+
+
+@pytest.mark.parametrize(("field", "setting"), [
+    ("changelog_topic", "RESPONDER_CHANGELOG_TOPIC"), ("approvals_topic", "RESPONDER_APPROVALS_TOPIC"),
+    ("approval_requests_topic", "RESPONDER_APPROVAL_REQUESTS_TOPIC"),
+    ("operator_requests_topic", "RESPONDER_OPERATOR_REQUESTS_TOPIC"),
+    ("deadletter_topic", "RESPONDER_DEADLETTER_TOPIC"), ("timeline_mirror_topic", "RESPONDER_TIMELINE_MIRROR_TOPIC"),
+])
+def test_a_notification_to_one_of_the_service_s_own_topics_is_refused(field: str, setting: str) -> None:
+    """A notify.kafka step (or escalation) publishing to the changelog, approval, operator or DLQ topic: exit 3."""
+    settings = Settings(kafka_bootstrap="k:1", topics=["alerts"], **{field: "own"})
+    with pytest.raises(ConfigError, match=f"runbook x, step page publishes notifications to 'own'.*{setting}"):
+        refuse_notifying_own_topics(settings, [_book("x", "fine", "own")])
+
+
+def test_a_notification_to_an_alert_topic_is_refused_and_others_pass() -> None:
+    """Publishing into an alert topic would be read back as an alert: refused; a topic of its own passes."""
+    settings = Settings(kafka_bootstrap="k:1", topics=["alerts", "drift"])
+    with pytest.raises(ConfigError, match="RESPONDER_TOPICS"):
+        refuse_notifying_own_topics(settings, [_book("x", "drift")])
+    refuse_notifying_own_topics(settings, [_book("x", "responder.notifications", "responder.escalations")])

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -65,3 +66,50 @@ def test_only_runbooks_using_an_actuator_that_needs_the_extra_are_named(no_signi
 def test_with_the_extra_installed_nothing_is_missing() -> None:
     """Where model-signing imports (the image, the test install) no runbook is refused."""
     assert missing_extras(load_runbooks(SHIPPED, registry), registry) == []
+
+
+def _stopped_after_the_runbooks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """A setting the service refuses once it has loaded the runbooks (exit 3 before Kafka); the directories loaded."""
+    monkeypatch.setenv("RESPONDER_TOPIC_FORMATS", '{"security.alerts": "no-such-format"}')
+    loaded: list[Path] = []
+
+    def counted(directory: Path, *args: Any, **kwargs: Any) -> Any:
+        loaded.append(directory)
+        return load_runbooks(directory, *args, **kwargs)
+
+    monkeypatch.setattr("responder.catalog.load_runbooks", counted)
+    monkeypatch.setattr("responder.service.core.load_runbooks", counted)
+    return loaded
+
+
+def test_a_dry_run_without_the_signing_extra_is_refused_too(no_signing, environment: Path) -> None:
+    """`run --dry-run` refuses a model runbook without model-signing too: its rollback plan verifies signatures."""
+    shutil.copy(SHIPPED / "model-unsigned-deployed.yaml", environment)
+    gc.collect()
+    result = CliRunner().invoke(app, ["run", "--dry-run"])
+    assert result.exit_code == 3, result.output
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("✗")]
+    assert "'signing' extra" in line
+
+
+def test_run_loads_the_runbook_directory_once(environment: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`responder run` reads its runbook directory once at start (the extras check and the service share it)."""
+    shutil.copy(SHIPPED / "model-unsigned-deployed.yaml", environment)
+    loaded = _stopped_after_the_runbooks(monkeypatch)
+    gc.collect()
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 3, result.output
+    assert loaded == [environment]
+
+
+def test_the_service_itself_serves_without_the_extra(no_signing, environment: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only `run` refuses: `make demo` and tabletops build the service in an install without `signing`."""
+    from responder.errors import ConfigError
+    from responder.service import Service
+    from responder.settings import Settings
+
+    shutil.copy(SHIPPED / "model-unsigned-deployed.yaml", environment)
+    _stopped_after_the_runbooks(monkeypatch)
+    with pytest.raises(ConfigError, match="no-such-format"):
+        Service(Settings())

@@ -36,7 +36,9 @@ class KafkaNotify(Actuator[KafkaNotifyParams]):
     responder-signature). The idempotency key travels in the `idempotency-key` header; this process
     remembers delivered keys, so a retry after an acknowledged send publishes nothing more. A send Kafka did not
     acknowledge in time is transient (retried with backoff); one it refused for good (too large for the topic, an
-    ACL) is permanent: the step fails at once and its escalation runs.
+    ACL) is permanent: the step fails at once and its escalation runs. `topic` and `key_id` must be literals in the
+    runbook (the loader rejects placeholders in them): alert text never picks the topic (the alerts, approvals or
+    changelog topic) nor the key that signs.
 
     Example::
 
@@ -51,6 +53,7 @@ class KafkaNotify(Actuator[KafkaNotifyParams]):
     name = "notify.kafka.publish_message"
     params = KafkaNotifyParams
     permissions = ()
+    literal_params = ("topic", "key_id")
     destructive = False
     notifies = True
     reverse = None

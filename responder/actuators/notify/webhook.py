@@ -66,8 +66,8 @@ class WebhookNotify(Actuator[WebhookParams]):
     The secret comes from settings (`RESPONDER_NOTIFY_KEYS`), never from the runbook. The step's
     idempotency key is sent as `Idempotency-Key` so receivers can drop duplicates; this process also
     remembers delivered keys, so a retry after success does not post again. 5xx, 429 and network errors
-    are retried; other 4xx and 3xx (redirects are never followed) are permanent. `url` must be a literal
-    in the runbook, never from the event (the loader rejects placeholders in it). The receiver's HTTP status
+    are retried; other 4xx and 3xx (redirects are never followed) are permanent. `url` and `key_id` must be
+    literals in the runbook, never from the event (the loader rejects placeholders in them). The receiver's HTTP status
     (`outputs.status`) is in its reply only: no read gives it back (no `outputs_now`), so a lost reply loses it.
 
     Example::
@@ -86,7 +86,7 @@ class WebhookNotify(Actuator[WebhookParams]):
     example_outputs: ClassVar[Mapping[str, JsonValue]] = {"status": 200}
     params = WebhookParams
     permissions = ()
-    literal_params = ("url",)
+    literal_params = ("url", "key_id")
     destructive = False
     notifies = True
     reverse = None
