@@ -1,6 +1,6 @@
 """Settings: `RESPONDER_*` environment variables, then an optional YAML file (`RESPONDER_CONFIG`).
 
-Where the values are read from is `responder.settings_errors.sources`; the first group of fields, the Kafka and
+Where the values are read from is `responder.settings_sources.sources`; the first group of fields, the Kafka and
 fleet ones, is `responder.settings_kafka`; the models of nested settings are in `responder.kafka_config`
 (`kafka_security`) and `responder.intake_config` (`intake_sources`).
 """
@@ -14,8 +14,9 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from responder.intake_config import IntakeSource
-from responder.settings_errors import SettingsInvalid, describe, problem, sources
+from responder.settings_errors import SettingsInvalid, describe, problem
 from responder.settings_kafka import KafkaSettings, below_group_timeouts
+from responder.settings_sources import sources
 
 OperatorCommand = Literal["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch",
                           "models.quarantine"]
