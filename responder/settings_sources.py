@@ -123,3 +123,20 @@ def sources(settings_cls: type[BaseSettings],
             raise SettingsInvalid([f"RESPONDER_CONFIG={config!r}: {bad}"])
         found.append(YamlConfigSettingsSource(settings_cls, yaml_file=config))
     return tuple(found)
+
+
+class SourcedSettings(BaseSettings):
+    """Settings read from `sources`. It holds no field, so the fields of `responder.settings.Settings`, which builds
+    on it, keep their order."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init kwargs win, then env (lists may be comma-separated), then the YAML file named by RESPONDER_CONFIG."""
+        return sources(settings_cls, init_settings)
