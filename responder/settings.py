@@ -1,8 +1,9 @@
 """Settings: `RESPONDER_*` environment variables, then an optional YAML file (`RESPONDER_CONFIG`).
 
-Where the values are read from is `responder.settings_errors.sources`; the first group of fields, the Kafka and
-fleet ones, is `responder.settings_kafka`; the models of nested settings are in `responder.kafka_config`
-(`kafka_security`) and `responder.intake_config` (`intake_sources`).
+Where the values are read from is `responder.settings_sources` (`SourcedSettings`), how a refused one is reported
+`responder.settings_errors`; the first group of fields, the Kafka and fleet ones, is `responder.settings_kafka`; the
+models of nested settings are in `responder.kafka_config` (`kafka_security`) and `responder.intake_config`
+(`intake_sources`).
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from responder.intake_config import IntakeSource
-from responder.settings_errors import SettingsInvalid, describe, problem, sources
+from responder.settings_errors import SettingsInvalid, describe, problem
 from responder.settings_kafka import KafkaSettings, below_group_timeouts
+from responder.settings_sources import SourcedSettings
 
 OperatorCommand = Literal["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch",
                           "models.quarantine"]
 """What `operator_permissions` may grant: an action, or for undo, `--force` / `--allow-destructive` as well."""
 
 
-class Settings(KafkaSettings):
+class Settings(SourcedSettings, KafkaSettings):
     """Everything the service reads at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="RESPONDER_", env_nested_delimiter="__", extra="forbid")
@@ -233,18 +235,6 @@ class Settings(KafkaSettings):
             raise ValueError("model_accept_legacy_signatures is set too: accept is the migration aid, refuse the "
                              "step after it; set at most one")
         return refuse
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Init kwargs win, then env (lists may be comma-separated), then the YAML file named by RESPONDER_CONFIG."""
-        return sources(settings_cls, init_settings)
 
     def notify_secrets(self) -> dict[str, bytes]:
         """The notify signing secrets as bytes, by key id."""

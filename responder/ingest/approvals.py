@@ -23,10 +23,9 @@ from responder.ingest.clients import (
     transient_send,
 )
 from responder.ingest.coordinator import commit_unless_dead, fresh, polled
-from responder.ingest.kafka import all_partitions
 from responder.ingest.raw import to_raw
 from responder.ingest.unreadable import getmany_past
-from responder.ingest.widening import GROUP_METADATA_MAX_AGE_MS, MANUAL_METADATA_MAX_AGE_MS, widen
+from responder.ingest.widening import GROUP_METADATA_MAX_AGE_MS, MANUAL_METADATA_MAX_AGE_MS, all_partitions, widen
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
 from responder.tracing import outgoing

@@ -10,7 +10,8 @@ aiokafka and fetched again from its position on resume: nothing is lost, nothing
 
 Lanes share one batch's worth of handling: chunks start while the records being handled number at most
 `max_batch`, as one poll batch did before lanes. A chunk still running after `slow_after` seconds (its actuators
-are slow) stops counting against that share, so the other partitions keep flowing while it waits.
+are slow) stops counting against that share, so the other partitions keep flowing while it waits
+(`HandlingBudget`, responder/ingest/budget.py).
 
 The service (see docs/configuration.md, `RESPONDER_MAX_IN_FLIGHT`) polls, calls `Flow.submit(batch)` and polls
 again; each lane calls the handler with one partition's chunk, which acts and marks that partition's offsets for
@@ -31,22 +32,20 @@ the alert loop, which cancels the lanes (`close(cancel=True)`): the service fail
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
 
 from responder.bounds import DRAIN_DEADLINE
-from responder.exception_groups import cancelled_with
+from responder.ingest.budget import Handler, HandlingBudget
 from responder.ingest.lanefailures import Failures
 from responder.models.event import RawRecord
 
 log = structlog.get_logger(__name__)
 
 SLOW_AFTER = 1.0  # seconds a chunk may run before its partition counts as slow
-Handler = Callable[[dict[Any, list[RawRecord]]], Awaitable[None]]
-"""Handles one partition's chunk and commits it (the service's batch handler)."""
 Observer = Callable[[Any, int, bool, bool], None]
 """Told (partition, in-flight records, paused, paused just now) whenever a partition's flow changes."""
 
@@ -80,10 +79,9 @@ class Flow:
                  drain_deadline: float = DRAIN_DEADLINE, on_idle: Callable[[], object] | None = None) -> None:
         self.consumer, self.handle, self.observe = consumer, handle, observe
         self.on_idle = on_idle  # called when a lane's last chunk leaves no partition with work in hand
-        self.max_in_flight, self.max_batch, self.slow_after = max_in_flight, max_batch, slow_after
+        self.max_in_flight, self.max_batch = max_in_flight, max_batch
         self.drain_deadline = drain_deadline
-        self._handling = 0  # records in chunks that are not slow (at most max_batch, or one chunk)
-        self._room = asyncio.Condition()
+        self._budget = HandlingBudget(lambda: self.max_batch, slow_after, lambda: self.failed is not None)
         self.resume_at = max(0, max_in_flight - max_batch) // 2
         self.pauses = 0
         self.peak = 0  # the most records one partition ever had in flight
@@ -190,7 +188,7 @@ class Flow:
             while lane.queue and self.failed is None:
                 chunk, lane.queue = lane.queue[: self.max_batch], lane.queue[self.max_batch:]
                 lane.running = len(chunk)
-                if not await self._handle_shared(tp, chunk):
+                if not await self._budget.handle(self.handle, tp, chunk):
                     lane.queue[:0] = chunk  # not started: a failure came first
                 lane.running = 0
                 self._adjust(tp, lane)
@@ -205,40 +203,6 @@ class Flow:
                 self._adjust(tp, lane)
             if self.on_idle is not None and self.failed is None and self.idle():
                 self.on_idle()
-
-    async def _handle_shared(self, tp: Any, chunk: list[RawRecord]) -> bool:
-        """Handle a chunk within the shared handling budget (a slow chunk gives its share back); False, not started,
-        when a failure came while it waited for its share (a chunk in hand gives it back as it ends or turns slow)."""
-        n = len(chunk)
-        async with self._room:
-            await self._room.wait_for(lambda: self.failed is not None or self._handling == 0
-                                      or self._handling + n <= self.max_batch)
-            if self.failed is not None:
-                return False
-            self._handling += n
-        counted = True
-        try:
-            task = asyncio.ensure_future(self.handle({tp: chunk}))
-            try:
-                done, _ = await asyncio.wait({task}, timeout=self.slow_after)
-                if not done:
-                    log.info("partition_slow", partition=str(tp), records=n)
-                    await self._release(n)
-                    counted = False
-                    await asyncio.wait({task})
-            except asyncio.CancelledError:  # from outside: the handler is cancelled too, and its own error kept
-                if await cancelled_with(task) is None:
-                    raise
-            task.result()  # the handler's error, if any
-        finally:
-            if counted:
-                await asyncio.shield(self._release(n))
-        return True
-
-    async def _release(self, n: int) -> None:
-        async with self._room:
-            self._handling -= n
-            self._room.notify_all()
 
     def _adjust(self, tp: Any, lane: _Lane) -> None:
         n = lane.in_flight

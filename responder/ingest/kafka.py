@@ -2,7 +2,8 @@
 
 Starting and stopping clients and `publish` are in `responder.ingest.clients`, `ensure_topics` in
 `responder.ingest.admin`, `to_raw` in `responder.ingest.raw` (both re-exported here), the rebalance listener in
-`responder.ingest.rebalance`, and sending a dead-letter copy in `responder.ingest.dlqsend`.
+`responder.ingest.rebalance`, sending a dead-letter copy in `responder.ingest.dlqsend`, a manual assignment's
+partitions in `responder.ingest.widening`, and the partitions' positions and lag in `responder.ingest.positions`.
 """
 
 from __future__ import annotations
@@ -24,28 +25,19 @@ from responder.ingest.dlq import DLQ_MAX_BYTES
 from responder.ingest.dlqsend import send_deadletter
 from responder.ingest.fetchwait import FetchWait
 from responder.ingest.lease import MembershipLease
+from responder.ingest.positions import Positions
 from responder.ingest.raw import to_raw
 from responder.ingest.rebalance import OnAssigned, OnRevoked, Rebalance
 from responder.ingest.unreadable import getmany_past
-from responder.ingest.widening import GROUP_METADATA_MAX_AGE_MS, MANUAL_METADATA_MAX_AGE_MS, widen
+from responder.ingest.widening import GROUP_METADATA_MAX_AGE_MS, MANUAL_METADATA_MAX_AGE_MS, all_partitions, widen
 from responder.models.event import RawRecord
 
-__all__ = ["KafkaIngest", "OnAssigned", "OnRevoked", "_start_with_retry", "all_partitions",
-           "ensure_topics", "publish", "stop_consumer", "to_raw"]
+__all__ = ["KafkaIngest", "OnAssigned", "OnRevoked", "_start_with_retry", "ensure_topics", "publish",
+           "stop_consumer", "to_raw"]
 
 log = structlog.get_logger(__name__)
 
 ALERTS = "the alert ingest"  # its clients' fixed wait's name (`fixed_wait`) when no setting sets it
-
-
-async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
-    """Every partition of `topics`, from a full metadata fetch. (`consumer.partitions_for_topic` only knows
-    subscribed topics: on Apache Kafka it returns None before `assign`, which would assign nothing.)"""
-    cluster = await consumer._client.fetch_all_metadata()
-    missing = [t for t in topics if not cluster.partitions_for_topic(t)]
-    if missing:
-        log.warning("topics_missing", topics=missing)
-    return [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
 
 
 class KafkaIngest:
@@ -120,8 +112,7 @@ class KafkaIngest:
             self.lease.watch(self.consumer)  # its coordinator is wrapped at its first assignment (lease.py)
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, **options,
                                          max_request_size=max(1024 * 1024, deadletter_max_bytes + 64 * 1024))
-        self._positions: dict[TopicPartition, int] = {}
-        self._revoked: set[TopicPartition] = set()  # since the last assignment: kept or forgotten by the next one
+        self.positions = Positions()
         self.held: set[TopicPartition] = set()  # paused until their state is in: `resume` leaves them paused
         self.commits = 0  # offset commits that went through, over its rebuilds (responder/service/consumers.py)
         self._fetch_waits = (fetch_max_wait_ms, fetch_idle_wait_ms)
@@ -172,9 +163,7 @@ class KafkaIngest:
             self.consumer, timeout_ms=timeout_ms, max_records=self.max_batch))
         if self.fetch_wait is not None:
             self.fetch_wait.observe(sum(map(len, got.values())), paused=bool(self.consumer.paused() - self.held))
-        for tp, msgs in got.items():
-            if msgs:
-                self._positions[tp] = msgs[-1].offset + 1
+        self.positions.polled(got)
         return {tp: [to_raw(m) for m in msgs] for tp, msgs in got.items() if msgs}
 
     async def _widen(self) -> None:
@@ -209,17 +198,12 @@ class KafkaIngest:
         """Partitions revoked: not held; their positions wait for the new assignment (`reassigned`). aiokafka revokes
         every partition at each rebalance (eagerly), also those it gives straight back."""
         self.held.difference_update(partitions)
-        self._revoked.update(partitions)
+        self.positions.revoked(partitions)
 
     def reassigned(self, partitions: Sequence[TopicPartition]) -> tuple[set[TopicPartition], set[TopicPartition]]:
         """The new assignment: of the partitions revoked since the last one, those it leaves out (their positions
         forgotten: no lag of theirs until fetched again) and those it gives back (their positions kept)."""
-        given = set(partitions)
-        gone, back = self._revoked - given, self._revoked & given
-        self._revoked.clear()
-        for tp in gone:
-            self._positions.pop(tp, None)
-        return gone, back
+        return self.positions.reassigned(partitions)
 
     def assigned(self) -> set[TopicPartition]:
         """The partitions this member owns now."""
@@ -227,13 +211,7 @@ class KafkaIngest:
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Records behind the high watermark, per owned partition fetched from at least once."""
-        owned = self.consumer.assignment()
-        out = {}
-        for tp, position in self._positions.items():
-            high = self.consumer.highwater(tp) if tp in owned else None
-            if high is not None:
-                out[(tp.topic, tp.partition)] = max(0, high - position)
-        return out
+        return self.positions.lag(self.consumer)
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit the next offsets to read (last handled + 1)."""

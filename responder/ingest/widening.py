@@ -1,15 +1,17 @@
-"""A manual assignment widened to the partitions added to its topics while it runs (aiokafka only under ingest).
+"""A manual assignment: its topics' partitions at its start, widened to those added while it runs (aiokafka only
+under ingest).
 
 A consumer without a group (a fleet member's decisions, `kafka_manual_assignment`) is assigned its topics'
-partitions once, at its start; its client reads the topics' metadata every `metadata_max_age_ms` after that, and
-`widen` assigns what that metadata shows and the assignment lacks (docs/fleet.md, "Partitions added to a running
-fleet's topics").
+partitions once, at its start (`all_partitions`, from a full metadata fetch); its client reads the topics' metadata
+every `metadata_max_age_ms` after that, and `widen` assigns what that metadata shows and the assignment lacks
+(docs/fleet.md, "Partitions added to a running fleet's topics").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from responder.ingest.coordinator import coordinator_ready
@@ -19,6 +21,18 @@ MANUAL_METADATA_MAX_AGE_MS = 30_000  # how often a consumer without a group read
 GROUP_METADATA_MAX_AGE_MS = 300_000  # a group's: aiokafka's default. Read more often, a broker failure's changing
 # metadata makes rejoins more likely, and aiokafka's coordinator can die in one ("Unexpected error during
 # coordination AssertionError": tests/faults/test_kafka_cluster.py)
+
+log = structlog.get_logger(__name__)
+
+
+async def all_partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, from a full metadata fetch. (`consumer.partitions_for_topic` only knows
+    subscribed topics: on Apache Kafka it returns None before `assign`, which would assign nothing.)"""
+    cluster = await consumer._client.fetch_all_metadata()
+    missing = [t for t in topics if not cluster.partitions_for_topic(t)]
+    if missing:
+        log.warning("topics_missing", topics=missing)
+    return [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
 
 
 def widen(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:

@@ -103,7 +103,7 @@ async def test_a_stop_past_the_drain_deadline_ends_with_the_unsent_dead_letter(t
     async with served(tmp_path, monkeypatch) as (service, iam):
         failed, committed = unsendable(service, iam.entered[SLOW])  # key b is in its call
         # the lane awaits its chunk at once (slow), or is cancelled within its first `slow_after` second (where its
-        # handler's error was lost before s31: Flow._handle_shared); the stop cancels it at once
+        # handler's error was lost before s31: HandlingBudget.handle); the stop cancels it at once
         flow = Flow(Unpaused(), service._handle_batch, max_in_flight=1000, max_batch=10, slow_after=slow_after,
                     drain_deadline=0)
         flow.submit(_chunk())
