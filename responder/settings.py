@@ -73,7 +73,9 @@ class Settings(KafkaSettings):
     aws_account_id: str | None = Field(
         default=None, description="responder's own account: the generated IAM policy is scoped to it, and protected "
                                   "ids pinned to an account are matched in it (unset: in any account, and start-up "
-                                  "warns, protected_ids_account_unknown)")
+                                  "warns, protected_ids_account_unknown); a step on an event about another account, "
+                                  "or naming another account's ARN, is refused (the account guard; unset: only an ARN "
+                                  "of another account than the event's)")
     self_principal_arns: list[str] = Field(
         default_factory=list, description="responder's own role/user ARNs: `iam-policy` denies changing them or their "
                                           "keys")

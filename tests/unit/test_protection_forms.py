@@ -138,8 +138,10 @@ OURS = Home(account="222222222222", region="us-east-1")
 def test_a_wildcard_pinned_to_another_account_leaves_ours_when_our_account_is_known() -> None:
     """With `aws_account_id` set, a role wildcard pinned to another account does not protect our roles; ours does."""
     role = {"principal_type": "role", "principal_name": "app-worker"}
-    assert not step_refused(["arn:aws:iam::111111111111:role/*"], "aws.iam.quarantine_principal", role, home=OURS)
-    assert step_refused(["arn:aws:iam::222222222222:role/*"], "aws.iam.quarantine_principal", role, home=OURS)
+    ours = event_naming(account="222222222222")  # a finding about another account is refused (the account guard)
+    assert not step_refused(["arn:aws:iam::111111111111:role/*"], "aws.iam.quarantine_principal", role, ours,
+                            home=OURS)
+    assert step_refused(["arn:aws:iam::222222222222:role/*"], "aws.iam.quarantine_principal", role, ours, home=OURS)
 
 
 def test_an_account_pinned_pattern_protects_in_every_account_while_ours_is_unknown() -> None:
@@ -161,7 +163,7 @@ def test_a_wildcard_pinned_to_another_region_leaves_our_functions() -> None:
     named = {"function_name": "inference-proxy"}
     for given in (here, named):
         assert not step_refused(["arn:aws:lambda:eu-west-1:111111111111:function:*"], "aws.lambda.throttle_function",
-                                given, home=OURS)
+                                given, event_naming(account="222222222222"), home=OURS)
         assert step_refused(["arn:aws:lambda:us-east-1:222222222222:function:*"], "aws.lambda.throttle_function",
                             given, home=OURS)
 
