@@ -79,6 +79,9 @@ def only_uncounted(reasons: list[str]) -> bool:
     return bool(reasons) and all(r.startswith(f"{UNCOUNTED}:") for r in reasons)
 
 
+HARD_TRIPS = frozenset({"protected", "account"})  # the guards whose trip refuses the step outright
+
+
 @dataclass(frozen=True)
 class Trip:
     """One guard that refused unattended execution."""

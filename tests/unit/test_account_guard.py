@@ -18,9 +18,10 @@ from responder.models import RawRecord
 from responder.models.event import Resource, ResourceKind
 from responder.models.runbook import Runbook
 from responder.normalise import decode_doc
+from tests.escalation_kit import paged, paging_kit, step_results
 from tests.findings import guardduty_finding
 from tests.guard_kit import event_naming, step_trips
-from tests.kit import DEACTIVATE_STEPS, KEY, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, PAGE_ON_FAILURE, make_kit
 
 OURS = "123456789012"
 OTHER = "999999999999"
@@ -103,3 +104,21 @@ def test_a_notification_about_another_account_goes_out() -> None:
         QuotaWindows(), 0.0, notifies=notify.notifies))
     assert notify.notifies
     assert trips == []
+
+
+async def test_an_account_refusal_is_recorded_refused_and_pages_on_call(tmp_path: Path) -> None:
+    """A step refused by the account guard is `refused`, and its on_failure page carries the refusal to on-call."""
+    kit = paging_kit(tmp_path, DEACTIVATE_STEPS + PAGE_ON_FAILURE, policy=GuardPolicy(home=HOME))
+    finding = guardduty_finding(KEY, "ml-training", finding_id="f-member-page")
+    finding["accountId"] = OTHER
+    envelope = eventbridge(finding)
+    envelope["account"] = OTHER
+    assert kit.pipeline is not None
+    await kit.pipeline.handle(RawRecord(topic="t", value=orjson.dumps(envelope)))
+    await kit.engine.recorder.flush()
+    assert step_results(kit) == [("deactivate", "refused"), ("page.deactivate", "ok")]
+    [fields] = paged(kit)
+    assert OTHER in str(fields["error"])
+    assert "aws_account_id" in str(fields["error"])
+    assert kit.iam.count("update_access_key") == 0
+    assert kit.entries("escalation.missed") == []
