@@ -21,7 +21,7 @@ from responder.normalise import decode_doc
 from tests.escalation_kit import paged, paging_kit, step_results
 from tests.findings import guardduty_finding
 from tests.guard_kit import event_naming, step_trips
-from tests.kit import DEACTIVATE_STEPS, KEY, PAGE_ON_FAILURE, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, PAGE_ON_FAILURE, Kit, make_kit
 
 OURS = "123456789012"
 OTHER = "999999999999"
@@ -37,16 +37,21 @@ def _account_trips(*args: object, **kw: object) -> list[tuple[str, bool]]:
     return [(t.guard, t.hard) for t in trips if t.guard == "account"]
 
 
-async def test_a_finding_about_another_account_does_not_act_on_our_user_of_the_same_name(tmp_path: Path) -> None:
-    """A finding about another account is refused, no key of our same-named user touched, once our account is known."""
-    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS}, policy=GuardPolicy(home=HOME))
-    finding = guardduty_finding(KEY, "ml-training", finding_id="f-member")
+async def _send_member_finding(kit: Kit, finding_id: str) -> None:
+    """Handle a GuardDuty finding about another account naming our user's key, and flush."""
+    finding = guardduty_finding(KEY, "ml-training", finding_id=finding_id)
     finding["accountId"] = OTHER
     envelope = eventbridge(finding)
     envelope["account"] = OTHER
     assert kit.pipeline is not None
     await kit.pipeline.handle(RawRecord(topic="t", value=orjson.dumps(envelope)))
     await kit.engine.recorder.flush()
+
+
+async def test_a_finding_about_another_account_does_not_act_on_our_user_of_the_same_name(tmp_path: Path) -> None:
+    """A finding about another account is refused, no key of our same-named user touched, once our account is known."""
+    kit = make_kit(tmp_path, {"rb": DEACTIVATE_STEPS}, policy=GuardPolicy(home=HOME))
+    await _send_member_finding(kit, "f-member")
     assert kit.iam.count("update_access_key") == 0
     tripped = kit.entries("guard.tripped")
     assert [(t["guard"], t["hard"]) for t in tripped] == [("account", True)]
@@ -109,13 +114,7 @@ def test_a_notification_about_another_account_goes_out() -> None:
 async def test_an_account_refusal_is_recorded_refused_and_pages_on_call(tmp_path: Path) -> None:
     """A step refused by the account guard is `refused`, and its on_failure page carries the refusal to on-call."""
     kit = paging_kit(tmp_path, DEACTIVATE_STEPS + PAGE_ON_FAILURE, policy=GuardPolicy(home=HOME))
-    finding = guardduty_finding(KEY, "ml-training", finding_id="f-member-page")
-    finding["accountId"] = OTHER
-    envelope = eventbridge(finding)
-    envelope["account"] = OTHER
-    assert kit.pipeline is not None
-    await kit.pipeline.handle(RawRecord(topic="t", value=orjson.dumps(envelope)))
-    await kit.engine.recorder.flush()
+    await _send_member_finding(kit, "f-member-page")
     assert step_results(kit) == [("deactivate", "refused"), ("page.deactivate", "ok")]
     [fields] = paged(kit)
     assert OTHER in str(fields["error"])
