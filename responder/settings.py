@@ -73,9 +73,13 @@ class Settings(SourcedSettings, KafkaSettings):
                     "step is escalated as unverified: AWS reads lag a change for a few seconds (IAM, EC2, S3); "
                     "only a false read-back waits, after the step's timeout; 0 = read once (docs/engine.md)")
     aws_account_id: str | None = Field(
-        default=None, description="responder's own account: the generated IAM policy is scoped to it, and protected "
-                                  "ids pinned to an account are matched in it (unset: in any account, and start-up "
-                                  "warns, protected_ids_account_unknown)")
+        default=None, pattern=r"^[0-9]{12}$", examples=["123456789012"],
+        description="responder's own account: the generated IAM policy is scoped to it, and protected "
+                    "ids pinned to an account are matched in it (unset: in any account, and start-up "
+                    "warns, protected_ids_account_unknown); a step on an event about another account, "
+                    "or naming another account's ARN, is refused (the account guard; unset: only an ARN "
+                    "of another account than the event's); 12 ASCII digits, and an event account that "
+                    "is not (a GCP project) is unknown, not another (docs/security.md)")
     self_principal_arns: list[str] = Field(
         default_factory=list, description="responder's own role/user ARNs: `iam-policy` denies changing them or their "
                                           "keys")

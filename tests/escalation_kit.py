@@ -4,11 +4,16 @@ metrics counted, and an incident as the replica that takes it over has it."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
+from responder.actuators.notify.kafka import KafkaNotify
+from responder.actuators.notify.message import Ledger
 from responder.engine.incidents import Incident
 from responder.engine.partitions import cut, merge
 from responder.engine.snapshot import EngineSnapshot
@@ -170,3 +175,25 @@ def taken_over(kit: Kit) -> Incident:
     taken = EngineState()
     merge(taken, [EngineSnapshot.model_validate_json(written)])
     return taken.incidents.by_id[incident.id]
+
+
+def paging_kit(tmp_path: Path, runbook: str, **kw: Any) -> Kit:
+    """A kit whose notify.kafka steps publish to the kit's memory publisher (with a ledger of their own: the shared
+    actuator remembers the keys other tests delivered)."""
+    kit = make_kit(tmp_path, {"rb": runbook}, **kw)
+    notify = kit.registry.get("notify.kafka.publish_message")
+    assert isinstance(notify, KafkaNotify)
+    notify.ledger = Ledger()
+    kit.engine.context = dataclasses.replace(kit.engine.context, publisher=kit.publisher)
+    return kit
+
+
+def paged(kit: Kit) -> list[dict[str, object]]:
+    """The fields of every notification published on the notifications topic."""
+    return [json.loads(value)["fields"] for topic, _, value in kit.publisher.sent
+            if topic == "responder.notifications"]
+
+
+def step_results(kit: Kit) -> list[tuple[str, str]]:
+    """(step, status) of every `step.result` entry, in order."""
+    return [(str(b["step"]), str(b["status"])) for b in kit.entries("step.result")]

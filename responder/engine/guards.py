@@ -15,10 +15,12 @@
   `iamprincipals`) or tags (on the event's resources, and on each resource the step acts on, read through AWS
   whatever the event carries, `tagreads`): never touched; an IAM name outside IAM's character set is refused the
   same way;
-* kill switch: a setting, or a file whose existence turns every step into an approval request.
+* kill switch: a setting, or a file whose existence turns every step into an approval request;
+* account: a step never acts on a resource of another account than responder's own (`aws_account_id`; the event's
+  while unknown): a finding about another account, or an ARN of another account the step names (`accounts`).
 
 A *soft* trip (quota, max targets, kill switch) turns the step into an approval request; a *hard* trip
-(protected resource) refuses the step outright, approval or not. Both are recorded on the timeline.
+(protected resource, another account) refuses the step outright, approval or not. Both are recorded on the timeline.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import structlog
 
 from responder.actuators.base import ModelConfig
 from responder.bounds import READS_DEADLINE_S
+from responder.engine.accounts import account_refusal
 from responder.engine.actedon import acted_on
 from responder.engine.arnforms import ANYWHERE, Home
 from responder.engine.guardreads import by_reads, matching, refuses
@@ -74,6 +77,9 @@ def reason_shape(reason: str) -> str:
 def only_uncounted(reasons: list[str]) -> bool:
     """Whether a step was parked for these reasons only because a quota could not be counted yet."""
     return bool(reasons) and all(r.startswith(f"{UNCOUNTED}:") for r in reasons)
+
+
+HARD_TRIPS = frozenset({"protected", "account"})  # the guards whose trip refuses the step outright
 
 
 @dataclass(frozen=True)
@@ -234,6 +240,10 @@ class Guards:
                                                                                       event, not_identifiers)
         if hit:
             trips.append(Trip("protected", hit, hard=True))
+        elsewhere = None if notifies else account_refusal(target, params, event, actuator, self.policy.home,
+                                                           not_identifiers)
+        if elsewhere:
+            trips.append(Trip("account", elsewhere, hard=True))
         if self.policy.killed():
             trips.append(Trip("kill_switch", "automation is switched off: every step needs a human"))
         for scope, quotas in ((rb.id, rb.guards.quotas), ("*", self.policy.quotas)):

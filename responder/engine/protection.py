@@ -60,15 +60,16 @@ def identifying(params: Mapping[str, Any], not_identifiers: Collection[str]) -> 
     return {k: v for k, v in params.items() if k not in not_identifiers or k in NAMING_PARAMS}
 
 
-def _strings(value: Any) -> Iterator[str]:
+def strings_of(value: Any) -> Iterator[str]:
+    """Every string in a parameter's value, nested in mappings and lists included."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
         for v in value.values():
-            yield from _strings(v)
+            yield from strings_of(v)
     elif isinstance(value, list | tuple):
         for v in value:
-            yield from _strings(v)
+            yield from strings_of(v)
 
 
 def _listed(value: Any) -> list[str]:
@@ -161,7 +162,7 @@ def resource_forms(res: Resource, account: str | None, home: Home) -> set[str]:
 
 def _given(target: str, params: Mapping[str, Any]) -> set[str]:
     """What a step gives of its target: the target, its parameters' strings, `kind/name` of its IAM name parameters."""
-    raw = {target, *_strings(params)}
+    raw = {target, *strings_of(params)}
     for key, kind in _KIND_OF_PARAM.items():
         raw.update(f"{kind}/{value}" for value in _listed(params.get(key)))
     if isinstance(params.get("principal_type"), str) and isinstance(params.get("principal_name"), str):

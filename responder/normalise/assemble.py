@@ -107,6 +107,14 @@ def each_part(what: str, parts: Sequence[Any], decode: Callable[[Any], list[Even
                          reason=kind.reason_code)
 
 
+def _account_text(account: Any) -> str | None:
+    """An event's account as text; an integer (a SIEM's number field, its leading zeros lost) of up to 12 digits is
+    zero-padded to the 12 of an AWS account."""
+    if isinstance(account, int) and not isinstance(account, bool) and 0 <= account < 10**12:
+        return f"{account:012d}"
+    return str(account) if account not in (None, "") else None
+
+
 def make_event(
     *,
     source: str,
@@ -127,7 +135,7 @@ def make_event(
 ) -> Event:
     """An Event (built directly when `trusted`'s checks prove validation needless); the incident key is account +
     primary resource (else `subject`, else the id)."""
-    acct = str(account) if account not in (None, "") else None
+    acct = _account_text(account)
     # drop None, "", [] and {} (only a falsy value can be one of the last three: compare only those)
     attrs = {k: v for k, v in (attributes or {}).items()
              if v is not None and (v or (v != "" and v != [] and v != {}))}

@@ -178,8 +178,10 @@ def event_of(doc: dict[str, Any], envelope: dict[str, Any] | None = None) -> Eve
     cls = int(doc["class_uid"])
     info = doc.get("finding_info") or doc.get("finding") or {}
     cloud = doc.get("cloud") or {}
-    account = dig(cloud, "account", "uid") or cloud.get("account_uid") or dig(doc, "actor", "user", "account", "uid") \
-        or env.get("account")
+    # the account the call was made in (AWS's CloudTrail mapping keeps `recipientAccountId` unmapped) before the
+    # caller's, which is another for a call across accounts
+    account = dig(cloud, "account", "uid") or cloud.get("account_uid") or dig(doc, "unmapped", "recipientAccountId") \
+        or dig(doc, "actor", "user", "account", "uid") or env.get("account")
     items: list[Resource | None] = []
     items.extend(_identity(dig(doc, "actor", "user"), "actor"))
     items.extend(_identity(doc.get("user"), "target"))

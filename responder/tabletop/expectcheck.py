@@ -17,6 +17,7 @@ from typing import Any
 
 from responder.actuators.base import Actuator
 from responder.actuators.registry import Registry
+from responder.engine.guards import HARD_TRIPS
 from responder.models.runbook import Runbook
 from responder.models.step import StepStatus
 from responder.tabletop.decisions import carried
@@ -134,11 +135,11 @@ def expectation_problems(exp_index: int, pb: Playbook, base: Path, registry: Reg
     if exp.status is not None and exp.status not in {s.value for s in StepStatus}:
         yield (f"status {exp.status!r} is no step status; {_close(exp.status, [s.value for s in StepStatus])}"
                f"choose from {[s.value for s in StepStatus]}"), (*at, "status")
-    refused = (exp.kind == ExpectKind.GUARD_TRIPPED and str(exp.reason) == "protected") or \
+    refused = (exp.kind == ExpectKind.GUARD_TRIPPED and str(exp.reason) in HARD_TRIPS) or \
         (exp.kind == ExpectKind.STEP_DONE and exp.status == "refused")
     if refused and exp.params:  # a hard trip refuses the step before any intent or approval request holds them
-        yield ("`params` cannot be checked on a refused step (a protected resource refuses it before its params are "
-               "recorded); name it by `step`, `actuator` or `runbook`"), (*at, "params")
+        yield ("`params` cannot be checked on a refused step (a protected resource or another account's refuses it "
+               "before its params are recorded); name it by `step`, `actuator` or `runbook`"), (*at, "params")
     elif exp.kind in (ExpectKind.STEP_DONE, ExpectKind.STEP_NOT_DONE, ExpectKind.APPROVAL_REQUESTED,
                       ExpectKind.GUARD_TRIPPED):
         yield from _params_problems(exp, at, pb, base, books, registry, omitted.whole)

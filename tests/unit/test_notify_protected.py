@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from pathlib import Path
-from typing import Any
-
 from responder.actuators import registry as default_registry
 from responder.actuators.base import Actuator
-from responder.actuators.notify.kafka import KafkaNotify
-from responder.actuators.notify.message import Ledger
 from responder.engine.guards import GuardPolicy, Guards
 from responder.engine.quotas import QuotaWindows
 from responder.models.runbook import Protected, Runbook
-from tests.escalation_kit import PROTECTED
+from tests.escalation_kit import PROTECTED, paged, paging_kit, step_results
 from tests.guard_kit import event_naming
-from tests.kit import DEACTIVATE_STEPS, KEY, PAGE_ON_FAILURE, Kit, decision, make_kit
+from tests.kit import DEACTIVATE_STEPS, KEY, PAGE_ON_FAILURE, decision, make_kit
 
 ECHO_KEY = """\
   - id: note
@@ -24,27 +17,6 @@ ECHO_KEY = """\
     with: {target: oncall, message: "${event.resource.access_key.id}"}
 """
 FULL = f"guards: {{protected: {{ids: [{KEY}]}}, quotas: [{{actuator: notify.*, max: 1, window: 1h}}]}}\n"
-
-
-def _kit(tmp_path: Path, runbook: str, **kw: Any) -> Kit:
-    """A kit whose notify.kafka steps publish to the kit's memory publisher (with a ledger of their own: the shared
-    actuator remembers the keys other tests delivered)."""
-    kit = make_kit(tmp_path, {"rb": runbook}, **kw)
-    notify = kit.registry.get("notify.kafka.publish_message")
-    assert isinstance(notify, KafkaNotify)
-    notify.ledger = Ledger()
-    kit.engine.context = dataclasses.replace(kit.engine.context, publisher=kit.publisher)
-    return kit
-
-
-def _results(kit: Kit) -> list[tuple[str, str]]:
-    return [(str(b["step"]), str(b["status"])) for b in kit.entries("step.result")]
-
-
-def _paged(kit: Kit) -> list[dict[str, object]]:
-    """The fields of every notification published on the notifications topic."""
-    return [json.loads(value)["fields"] for topic, _, value in kit.publisher.sent
-            if topic == "responder.notifications"]
 
 
 def test_only_the_notify_actuators_are_marked_as_telling_a_human():
@@ -56,10 +28,10 @@ def test_only_the_notify_actuators_are_marked_as_telling_a_human():
 
 async def test_the_page_of_a_refused_containment_naming_the_protected_key_is_delivered(tmp_path):
     """The protected key's deactivation is refused; the page carrying it in `${failure.target}` is published."""
-    kit = _kit(tmp_path, PROTECTED + DEACTIVATE_STEPS + PAGE_ON_FAILURE)
+    kit = paging_kit(tmp_path, PROTECTED + DEACTIVATE_STEPS + PAGE_ON_FAILURE)
     await kit.send()
-    assert _results(kit) == [("deactivate", "refused"), ("page.deactivate", "ok")]
-    [fields] = _paged(kit)
+    assert step_results(kit) == [("deactivate", "refused"), ("page.deactivate", "ok")]
+    [fields] = paged(kit)
     assert fields["target"] == KEY
     assert KEY in str(fields["error"])
     assert kit.iam.count("update_access_key") == 0
@@ -71,25 +43,25 @@ async def test_a_step_that_acts_and_names_a_protected_id_in_a_param_is_still_ref
     """A non-notify step whose parameter (not its target) carries the protected id is refused, as before."""
     kit = make_kit(tmp_path, {"rb": PROTECTED + "steps:\n" + ECHO_KEY})
     await kit.send()
-    assert _results(kit) == [("note", "refused")]
+    assert step_results(kit) == [("note", "refused")]
     assert kit.echo.applied == []
 
 
 async def test_a_released_page_naming_the_protected_key_is_delivered(tmp_path):
     """A page parked by its full quota and released by a human is published, not refused for the protected key."""
-    kit = _kit(tmp_path, FULL + DEACTIVATE_STEPS + PAGE_ON_FAILURE)
+    kit = paging_kit(tmp_path, FULL + DEACTIVATE_STEPS + PAGE_ON_FAILURE)
     kit.engine.state.windows.record("rb", "notify.kafka.publish_message", kit.clock())  # the quota is full
     await kit.send()
     [parked] = kit.engine.state.parked_steps()
     assert parked.step == "page.deactivate"
     assert await kit.engine.decide(*decision(kit, parked.incident, "page.deactivate"))
-    assert _results(kit) == [("deactivate", "refused"), ("page.deactivate", "ok")]
-    assert [f["target"] for f in _paged(kit)] == [KEY]
+    assert step_results(kit) == [("deactivate", "refused"), ("page.deactivate", "ok")]
+    assert [f["target"] for f in paged(kit)] == [KEY]
 
 
 async def test_a_dry_run_plans_the_page_of_the_refusal_and_would_not_refuse_it(tmp_path):
     """In a dry run the page of the refused deactivation is planned with `would_refuse: false`."""
-    kit = _kit(tmp_path, PROTECTED + DEACTIVATE_STEPS + PAGE_ON_FAILURE, dry_run=True)
+    kit = paging_kit(tmp_path, PROTECTED + DEACTIVATE_STEPS + PAGE_ON_FAILURE, dry_run=True)
     await kit.send()
     planned = {str(b["step"]): b for b in kit.entries("step.planned")}
     assert planned["deactivate"]["would_refuse"] is True

@@ -17,7 +17,7 @@ from responder.models import RawRecord
 from responder.models.event import Resource, ResourceKind
 from responder.models.runbook import Protected, Runbook
 from tests.findings import guardduty_finding
-from tests.guard_kit import event_naming, step_refused
+from tests.guard_kit import event_naming, step_refused, step_trips
 from tests.kit import DEACTIVATE_STEPS, KEY, make_kit
 
 KMS_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -138,8 +138,10 @@ OURS = Home(account="222222222222", region="us-east-1")
 def test_a_wildcard_pinned_to_another_account_leaves_ours_when_our_account_is_known() -> None:
     """With `aws_account_id` set, a role wildcard pinned to another account does not protect our roles; ours does."""
     role = {"principal_type": "role", "principal_name": "app-worker"}
-    assert not step_refused(["arn:aws:iam::111111111111:role/*"], "aws.iam.quarantine_principal", role, home=OURS)
-    assert step_refused(["arn:aws:iam::222222222222:role/*"], "aws.iam.quarantine_principal", role, home=OURS)
+    ours = event_naming(account="222222222222")  # a finding about another account is refused (the account guard)
+    assert not step_refused(["arn:aws:iam::111111111111:role/*"], "aws.iam.quarantine_principal", role, ours,
+                            home=OURS)
+    assert step_refused(["arn:aws:iam::222222222222:role/*"], "aws.iam.quarantine_principal", role, ours, home=OURS)
 
 
 def test_an_account_pinned_pattern_protects_in_every_account_while_ours_is_unknown() -> None:
@@ -149,10 +151,15 @@ def test_an_account_pinned_pattern_protects_in_every_account_while_ours_is_unkno
 
 
 def test_a_finding_claiming_another_account_does_not_unprotect_ours_when_it_is_known() -> None:
-    """With our account known, a pattern pinned to it protects a user a finding claims for another account."""
-    assert step_refused(["arn:aws:iam::222222222222:user/ml-training"], "aws.iam.deactivate_access_key",
-                        {"user_name": "ml-training", "access_key_id": KEY}, event_naming(account="999999999999"),
-                        home=OURS)
+    """With our account known, a pattern pinned to it protects the user, whatever account (or none) the event claims."""
+    given = {"user_name": "ml-training", "access_key_id": KEY}
+    pinned = ["arn:aws:iam::222222222222:user/ml-training"]
+    for event in (event_naming(account="222222222222"), event_naming(account=None)):
+        trips = step_trips(pinned, "aws.iam.deactivate_access_key", given, event, home=OURS)
+        assert [t.guard for t in trips if t.hard] == ["protected"]
+    claimed = step_trips(pinned, "aws.iam.deactivate_access_key", given, event_naming(account="999999999999"),
+                         home=OURS)
+    assert "protected" in [t.guard for t in claimed if t.hard]  # the account guard refuses it too
 
 
 def test_a_wildcard_pinned_to_another_region_leaves_our_functions() -> None:
@@ -161,9 +168,10 @@ def test_a_wildcard_pinned_to_another_region_leaves_our_functions() -> None:
     named = {"function_name": "inference-proxy"}
     for given in (here, named):
         assert not step_refused(["arn:aws:lambda:eu-west-1:111111111111:function:*"], "aws.lambda.throttle_function",
-                                given, home=OURS)
-        assert step_refused(["arn:aws:lambda:us-east-1:222222222222:function:*"], "aws.lambda.throttle_function",
-                            given, home=OURS)
+                                given, event_naming(account="222222222222"), home=OURS)
+        trips = step_trips(["arn:aws:lambda:us-east-1:222222222222:function:*"], "aws.lambda.throttle_function",
+                           given, event_naming(account="222222222222"), home=OURS)
+        assert [t.guard for t in trips if t.hard] == ["protected"]
 
 
 def test_a_pattern_in_another_partition_protects_a_name() -> None:

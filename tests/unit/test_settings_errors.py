@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
     ("RESPONDER_LOG_FORMAT", "xml", "'json' or 'console'"),
     ("RESPONDER_KAFKA_COMMIT_INTERVAL_MS", "-5", "greater than or equal to 0"),
     ("RESPONDER_MAX_BATCH", "0", "greater than or equal to 1"),
+    ("RESPONDER_AWS_ACCOUNT_ID", "123456789012 ", "should match pattern"),
 ])
 def test_a_bad_value_is_one_line_with_an_example_and_exit_3(monkeypatch, variable, value, says):
     """The CLI prints one stderr line naming the variable, why the value is wrong and an example; exit 3."""

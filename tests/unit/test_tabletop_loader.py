@@ -100,6 +100,12 @@ def test_params_on_a_refused_step_are_refused(tmp_path):
     _refused(tmp_path, tail, "20:13", "`params` cannot be checked on a refused step")
 
 
+def test_params_on_an_account_trip_are_refused(tmp_path):
+    """`params` on an `account` trip (a hard trip, as `protected`) could never match: refused."""
+    tail = "  - id: kept\n    kind: guard_tripped\n    reason: account\n    params: {access_key_id: main}\n"
+    _refused(tmp_path, tail, "19:13", "`params` cannot be checked on a refused step")
+
+
 def test_a_playbook_that_is_not_utf8_is_one_line(tmp_path):
     """`tabletop validate` on a Latin-1 playbook was a UnicodeDecodeError traceback (a runbook was one line)."""
     path = tmp_path / "pb.yaml"
