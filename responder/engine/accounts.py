@@ -7,31 +7,40 @@ account (an organisation's GuardDuty or Security Hub administrator receives ever
 resource the step names (`identifier_forms`), given as an ARN of another account is the same mistake spelled out (a
 CloudTrail `AssumeRole` logged here names the other account's role by its ARN; the step gets its bare name), or a
 call across accounts that a resource policy may let through. Each is a hard trip, refused whatever a human approves:
-the account responder acts in is the expected one, or, while it is not known, the event's. An account is 12 ASCII
-digits (an event's stripped of surrounding blanks; a decoder zero-pads an integer one): anything else, in an ARN's
-account field (a malformed ARN's region, `aws`) or as the event's account (a GCP project, a list), names no account,
-and is never compared. A step naming its target by an ARN in the expected account is unambiguous, and a bare name the
-event also gives in the expected account is ours: neither is refused for another account's namesake in the event. A
-notify step touches no resource: not checked.
+the account responder acts in is the expected one, or, while it is not known, the event's. In an ARN an account is
+its field of 12 ASCII digits (a malformed ARN's region, `aws`: no account). An event's account names every 12-digit
+group in it once its digits are read as ASCII and its dashes and blanks dropped (`0123-4567-8901`, full-width
+digits, a SIEM's list of several); one naming none (a GCP project, an alias) is unknown, never compared. A step
+naming its target by an ARN in the expected account is unambiguous, and so is a bare name the event gives, by its
+full ARN in the expected account, for the very resource the step acts on (its kind and name); otherwise a name the
+event also gives for another account's resource is refused. A notify step touches no resource: not checked.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from responder.engine.arnforms import Home
-from responder.engine.protection import identifier_forms, identifying, resource_forms, strings_of
+from responder.engine.protection import identifier_forms, identifying, strings_of
 from responder.models.event import Event, Resource
 
 _ACCOUNT = re.compile(r"[0-9]{12}")
 
 
-def aws_account(value: str | None) -> str | None:
-    """An event's account as an AWS account (12 ASCII digits, surrounding blanks stripped), or None: unknown."""
-    account = value.strip() if value is not None else None
-    return account if account is not None and _ACCOUNT.fullmatch(account) else None
+_GROUP = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
+
+
+def event_accounts(value: str | None) -> frozenset[str]:
+    """The AWS accounts an event's account names: each 12-digit group once every decimal digit is read as ASCII and
+    dashes and blanks are dropped; none for a value without one (a GCP project, an alias: unknown)."""
+    if not value:
+        return frozenset()
+    text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch
+                   for ch in value if ch != "-" and not ch.isspace())
+    return frozenset(_GROUP.findall(text))
 
 
 def arn_account(value: str) -> str | None:
@@ -56,14 +65,18 @@ def account_refusal(target: str, params: Mapping[str, Any], event: Event, actuat
     """Why a step would act on a resource of another account than responder's own (`home.account`; the event's while
     that is unknown), or None: the event is about another account, or a parameter or a resource of the event the step
     names is an ARN of another."""
-    account = aws_account(event.account)
-    expected = home.account or account
-    if expected is None:
-        return None
-    if home.account is not None and account is not None and account != home.account:
-        return (f"the event is about account {account!r}, and responder acts in its own account {home.account} "
+    accounts = event_accounts(event.account)
+    others = sorted(accounts - {home.account}) if home.account is not None else []
+    if others:
+        return (f"the event is about account {others[0]!r}, and responder acts in its own account {home.account} "
                 "(aws_account_id), where a resource of the same name is another one (refused: it would act on the "
                 "wrong account's resource)")
+    if home.account is None and len(accounts) > 1:
+        return (f"the event names accounts {', '.join(sorted(accounts))} and responder's own is not set "
+                "(aws_account_id): it cannot tell which one a name belongs to (refused)")
+    expected = home.account or next(iter(accounts), None)
+    if expected is None:
+        return None
     identified = identifying(params, not_identifiers)
     given = _elsewhere((target, *strings_of(identified)), expected)
     if given is not None:
@@ -72,24 +85,27 @@ def account_refusal(target: str, params: Mapping[str, Any], event: Event, actuat
     if not foreign or arn_account(target) == expected:  # no resource of another account, or ours by its ARN
         return None
     _, named = identifier_forms(target, identified, event, actuator, home)
-    refused = [res for res in named if any(res is f for f in foreign)]
-    if not refused:
+    if _ours_by_arn(event, target, identified, actuator, home, expected):
         return None
-    for res in refused:
-        if not _namesake_here(res, target, identified, event, actuator, home, expected):
+    for res in named:
+        if any(res is f for f in foreign):
             return (f"{target!r} is named by the event as {res.arn or res.id!r}, in account "
                     f"{_resource_account(res)!r}, not {expected} where responder acts (refused: the same name here "
                     "is another resource)")
     return None
 
 
-def _namesake_here(res: Resource, target: str, identified: Mapping[str, Any], event: Event, actuator: str,
-                   home: Home, expected: str) -> bool:
-    """Whether the event names, in the expected account, a resource the step names itself and sharing a name with
-    `res` (another account's): the step's name is ours then, not refused for the namesake."""
-    ours = [r for r in event.resources if _resource_account(r) == expected]
-    if not ours:
-        return False
+def _ours_by_arn(event: Event, target: str, identified: Mapping[str, Any], actuator: str, home: Home,
+                 expected: str) -> bool:
+    """Whether the event gives, by its full ARN in the expected account, the very resource the step acts on (the
+    step's kind and name: our role `deployer` an outside `deployer` session assumed), so the step means ours. A
+    resource of ours of another kind sharing the name (our secret `ml-training` beside an outside role
+    `ml-training`) does not count."""
     given, _ = identifier_forms(target, identified, event.model_copy(update={"resources": ()}), actuator, home)
-    theirs = resource_forms(res, event.account, home)
-    return any((own := resource_forms(r, event.account, home)) & given and own & theirs for r in ours)
+    for res in event.resources:
+        arn = res.arn or res.id
+        if arn and arn_account(arn) == expected:
+            parts = arn.split(":", 5)
+            if ":".join(["arn", "*", *parts[2:]]).casefold() in given:
+                return True
+    return False

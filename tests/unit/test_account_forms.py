@@ -142,3 +142,34 @@ def test_an_ocsf_cloudtrail_events_account_is_the_recipients_not_the_callers() -
         assert _account_trips(ROTATE, {"secret_id": secret}, event, home=home) == []
     [caller_only] = decode_doc(_ocsf({}))
     assert caller_only.account == OTHER
+
+
+@pytest.mark.parametrize("account", [OTHER, ["999999999999"], "9999-9999-9999", "９９９９９９９９９９９９",
+                                     f"{OURS},{OTHER}", [OURS, OTHER]])
+def test_another_account_in_any_spelling_is_refused(account: object) -> None:
+    """A list, a dashed, full-width or several-account spelling naming another account than ours is refused."""
+    [event] = decode_doc(_splunk(account))
+    given = {"user_name": "ml-training", "access_key_id": "AKIAIOSFODNN7EXAMPLE"}
+    assert _account_trips("aws.iam.deactivate_access_key", given, event, home=Home(account=OURS)) == [
+        ("account", True)]
+
+
+def test_an_event_naming_several_accounts_is_refused_while_ours_is_unknown() -> None:
+    """With `aws_account_id` unset an event naming two accounts cannot say which one a bare name is in: refused."""
+    [event] = decode_doc(_splunk([OURS, OTHER]))
+    given = {"user_name": "ml-training", "access_key_id": "AKIAIOSFODNN7EXAMPLE"}
+    assert _account_trips("aws.iam.deactivate_access_key", given, event) == [("account", True)]
+
+
+@pytest.mark.parametrize("kind", [ResourceKind.SECRET, ResourceKind.IAM_USER, ResourceKind.FUNCTION])
+def test_ours_of_another_kind_does_not_vouch_for_a_foreign_role(kind: ResourceKind) -> None:
+    """Our secret, user or function `x` beside an outside account's role `x`: a step on role `x` is still refused."""
+    arns = {ResourceKind.SECRET: f"arn:aws:secretsmanager:us-east-1:{OURS}:secret:ml-training-AbCdEf",
+            ResourceKind.IAM_USER: f"arn:aws:iam::{OURS}:user/ml-training",
+            ResourceKind.FUNCTION: f"arn:aws:lambda:us-east-1:{OURS}:function:ml-training"}
+    ours = Resource(kind=kind, id=arns[kind].rsplit(":", 1)[-1].rsplit("/", 1)[-1], arn=arns[kind])
+    theirs = Resource(kind=ResourceKind.IAM_ROLE, id="ml-training", arn=f"arn:aws:iam::{OTHER}:role/ml-training")
+    role = {"principal_type": "role", "principal_name": "ml-training"}
+    for home in (Home(account=OURS), Home()):
+        assert _account_trips(REVOKE, role, event_naming(ours, theirs, account=OURS), home=home) == [
+            ("account", True)]
