@@ -9,11 +9,12 @@ CloudTrail `AssumeRole` logged here names the other account's role by its ARN; t
 call across accounts that a resource policy may let through. Each is a hard trip, refused whatever a human approves:
 the account responder acts in is the expected one, or, while it is not known, the event's. In an ARN an account is
 its field of 12 ASCII digits (a malformed ARN's region, `aws`: no account). An event's account names every 12-digit
-group in it once its digits are read as ASCII and its dashes and blanks dropped (`0123-4567-8901`, full-width
-digits, a SIEM's list of several); one naming none (a GCP project, an alias) is unknown, never compared. A step
-naming its target by an ARN in the expected account is unambiguous, and so is a bare name the event gives, by its
-full ARN in the expected account, for the very resource the step acts on (its kind and name); otherwise a name the
-event also gives for another account's resource is refused. A notify step touches no resource: not checked.
+group in it, 12 digits in a row or the console's 4-4-4, once its digits are read as ASCII (`0123-4567-8901`,
+full-width digits, a SIEM's list of several); one naming none (a GCP project, an alias) is unknown, never
+compared. A step naming its target by an ARN in the expected account is unambiguous, and so is a bare name the
+event gives, by its full ARN in the expected account, for the very resource the step acts on (its kind and name);
+otherwise a name the event also gives for another account's resource is refused. A notify step touches no resource:
+not checked.
 """
 
 from __future__ import annotations
