@@ -9,11 +9,12 @@ CloudTrail `AssumeRole` logged here names the other account's role by its ARN; t
 call across accounts that a resource policy may let through. Each is a hard trip, refused whatever a human approves:
 the account responder acts in is the expected one, or, while it is not known, the event's. In an ARN an account is
 its field of 12 ASCII digits (a malformed ARN's region, `aws`: no account). An event's account names every 12-digit
-group in it once its digits are read as ASCII and its dashes and blanks dropped (`0123-4567-8901`, full-width
-digits, a SIEM's list of several); one naming none (a GCP project, an alias) is unknown, never compared. A step
-naming its target by an ARN in the expected account is unambiguous, and so is a bare name the event gives, by its
-full ARN in the expected account, for the very resource the step acts on (its kind and name); otherwise a name the
-event also gives for another account's resource is refused. A notify step touches no resource: not checked.
+group in it, 12 digits in a row or the console's 4-4-4, once its digits are read as ASCII (`0123-4567-8901`,
+full-width digits, a SIEM's list of several); one naming none (a GCP project, an alias) is unknown, never
+compared. A step naming its target by an ARN in the expected account is unambiguous, and so is a bare name the
+event gives, by its full ARN in the expected account, for the very resource the step acts on (its kind and name);
+otherwise a name the event also gives for another account's resource is refused. A notify step touches no resource:
+not checked.
 """
 
 from __future__ import annotations
@@ -24,23 +25,24 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from responder.engine.arnforms import Home
-from responder.engine.protection import identifier_forms, identifying, strings_of
+from responder.engine.protection import identifier_forms, identifying, resource_forms, strings_of
 from responder.models.event import Event, Resource
 
 _ACCOUNT = re.compile(r"[0-9]{12}")
 
 
-_GROUP = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
+# 12 digits in a row, or the console's 4-4-4 with one separator (a dash or a blank) throughout, not touching other
+# digits: `999999999999 123456789012` is two accounts, `2026-12-07 1030` none
+_GROUP = re.compile(r"(?<![0-9])(?:[0-9]{12}|(?<![0-9][- ])[0-9]{4}([- ])[0-9]{4}\1[0-9]{4}(?![- ]?[0-9]))(?![0-9])")
 
 
 def event_accounts(value: str | None) -> frozenset[str]:
-    """The AWS accounts an event's account names: each 12-digit group once every decimal digit is read as ASCII and
-    dashes and blanks are dropped; none for a value without one (a GCP project, an alias: unknown)."""
+    """The AWS accounts an event's account names: each group of 12 digits (in a row, or 4-4-4 as the console writes
+    it) once every decimal digit is read as ASCII; none for a value without one (a GCP project, an alias: unknown)."""
     if not value:
         return frozenset()
-    text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch
-                   for ch in value if ch != "-" and not ch.isspace())
-    return frozenset(_GROUP.findall(text))
+    text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in value)
+    return frozenset(m.group(0).replace("-", "").replace(" ", "") for m in _GROUP.finditer(text))
 
 
 def arn_account(value: str) -> str | None:
@@ -85,27 +87,28 @@ def account_refusal(target: str, params: Mapping[str, Any], event: Event, actuat
     if not foreign or arn_account(target) == expected:  # no resource of another account, or ours by its ARN
         return None
     _, named = identifier_forms(target, identified, event, actuator, home)
-    if _ours_by_arn(event, target, identified, actuator, home, expected):
-        return None
     for res in named:
-        if any(res is f for f in foreign):
+        if any(res is f for f in foreign) and not _ours_by_arn(res, event, target, identified, actuator, home,
+                                                               expected):
             return (f"{target!r} is named by the event as {res.arn or res.id!r}, in account "
                     f"{_resource_account(res)!r}, not {expected} where responder acts (refused: the same name here "
                     "is another resource)")
     return None
 
 
-def _ours_by_arn(event: Event, target: str, identified: Mapping[str, Any], actuator: str, home: Home,
-                 expected: str) -> bool:
-    """Whether the event gives, by its full ARN in the expected account, the very resource the step acts on (the
-    step's kind and name: our role `deployer` an outside `deployer` session assumed), so the step means ours. A
-    resource of ours of another kind sharing the name (our secret `ml-training` beside an outside role
-    `ml-training`) does not count."""
+def _ours_by_arn(theirs: Resource, event: Event, target: str, identified: Mapping[str, Any], actuator: str,
+                 home: Home, expected: str) -> bool:
+    """Whether the event gives, by its full ARN in the expected account, the very resource the step acts on under
+    the name it shares with `theirs` (another account's): our role `deployer` that an outside `deployer` session
+    assumed. A resource of ours of another kind sharing the name (our secret `ml-training` beside an outside role
+    `ml-training`), or one the step names beside the foreign one (`role_names: [ours, theirs]`), does not count."""
     given, _ = identifier_forms(target, identified, event.model_copy(update={"resources": ()}), actuator, home)
+    shared = resource_forms(theirs, event.account, home) & given
     for res in event.resources:
         arn = res.arn or res.id
         if arn and arn_account(arn) == expected:
             parts = arn.split(":", 5)
-            if ":".join(["arn", "*", *parts[2:]]).casefold() in given:
+            if (":".join(["arn", "*", *parts[2:]]).casefold() in given
+                    and resource_forms(res, event.account, home) & shared):
                 return True
     return False

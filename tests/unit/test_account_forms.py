@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 import responder.actuators.aws  # noqa: F401  # registers the AWS actuators
-from responder.engine.accounts import arn_account
+from responder.engine.accounts import arn_account, event_accounts
 from responder.engine.arnforms import Home
 from responder.models.event import Resource, ResourceKind
 from responder.normalise import decode_doc
@@ -145,7 +145,8 @@ def test_an_ocsf_cloudtrail_events_account_is_the_recipients_not_the_callers() -
 
 
 @pytest.mark.parametrize("account", [OTHER, ["999999999999"], "9999-9999-9999", "９９９９９９９９９９９９",
-                                     f"{OURS},{OTHER}", [OURS, OTHER]])
+                                     f"{OURS},{OTHER}", [OURS, OTHER], f"{OTHER} {OURS}", f"{OURS}\n{OTHER}",
+                                     f"{OTHER}-{OURS}"])
 def test_another_account_in_any_spelling_is_refused(account: object) -> None:
     """A list, a dashed, full-width or several-account spelling naming another account than ours is refused."""
     [event] = decode_doc(_splunk(account))
@@ -173,3 +174,22 @@ def test_ours_of_another_kind_does_not_vouch_for_a_foreign_role(kind: ResourceKi
     for home in (Home(account=OURS), Home()):
         assert _account_trips(REVOKE, role, event_naming(ours, theirs, account=OURS), home=home) == [
             ("account", True)]
+
+
+@pytest.mark.parametrize(("value", "accounts"), [
+    ("2026-12-07 1030", set()), ("20261207-1234", set()), ("1234 5678 9012", {"123456789012"}),
+    (f"{OTHER} {OURS}", {OTHER, OURS}), ("1111111111111", set()), ("ml-prod", set()),
+])
+def test_an_event_account_names_only_twelve_digit_groups(value: str, accounts: set[str]) -> None:
+    """12 digits in a row or the console's 4-4-4 are an account; dates and longer runs joined by separators are not."""
+    assert event_accounts(value) == accounts
+
+
+def test_ours_named_beside_a_foreign_role_does_not_vouch_for_it() -> None:
+    """`role_names: [ours, theirs]`: our role given by ARN does not excuse the other account's role in the same step."""
+    ours = Resource(kind=ResourceKind.IAM_ROLE, id="gateway", arn=f"arn:aws:iam::{OURS}:role/gateway")
+    theirs = Resource(kind=ResourceKind.IAM_ROLE, id="app-invoker", arn=f"arn:aws:iam::{OTHER}:role/app-invoker")
+    given = {"endpoint_name": "fraud", "role_names": ["gateway", "app-invoker"]}
+    for home in (Home(account=OURS), Home()):
+        assert _account_trips("aws.sagemaker.isolate_endpoint", given, event_naming(ours, theirs, account=OURS),
+                              home=home) == [("account", True)]
