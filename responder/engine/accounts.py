@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from responder.engine.arnforms import Home
@@ -36,11 +37,15 @@ _ACCOUNT = re.compile(r"[0-9]{12}")
 _GROUP = re.compile(r"(?<![0-9])(?:[0-9]{12}|(?<![0-9][- ])[0-9]{4}([- ])[0-9]{4}\1[0-9]{4}(?![- ]?[0-9]))(?![0-9])")
 
 
+@lru_cache(maxsize=4096)
 def event_accounts(value: str | None) -> frozenset[str]:
     """The AWS accounts an event's account names: each group of 12 digits (in a row, or 4-4-4 as the console writes
-    it) once every decimal digit is read as ASCII; none for a value without one (a GCP project, an alias: unknown)."""
+    it) once every decimal digit is read as ASCII; none for a value without one (a GCP project, an alias: unknown).
+    Cached: a service sees few accounts, and this runs for every acting step."""
     if not value:
         return frozenset()
+    if _ACCOUNT.fullmatch(value):  # the common spelling, without the digit-by-digit read below
+        return frozenset((value,))
     text = "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in value)
     return frozenset(m.group(0).replace("-", "").replace(" ", "") for m in _GROUP.finditer(text))
 
@@ -55,7 +60,10 @@ def arn_account(value: str) -> str | None:
 
 
 def _resource_account(res: Resource) -> str | None:
-    return next((a for v in (res.arn, res.id) if v and (a := arn_account(v)) is not None), None)
+    for value in (res.arn, res.id):
+        if value and value.startswith("arn:") and (account := arn_account(value)) is not None:
+            return account
+    return None
 
 
 def _elsewhere(values: Iterable[str], expected: str) -> tuple[str, str] | None:
