@@ -11,7 +11,7 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.registry import register
 
 # a trail name (3-128 of letters, digits, . _ -) or its ARN, as StopLogging's `name` parameter carries it
-TRAIL = r"^(arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:\d{12}:trail/)?[A-Za-z0-9][A-Za-z0-9._-]{2,127}$"
+TRAIL = r"^(arn:aws[a-z-]*:cloudtrail:[a-z0-9-]+:[0-9]{12}:trail/)?[A-Za-z0-9][A-Za-z0-9._-]{2,127}$"
 
 
 class TrailParams(Params):

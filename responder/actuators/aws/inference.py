@@ -10,7 +10,7 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.registry import register
 
 API_KEY_ID = r"^[A-Za-z0-9]{8,32}$"
-FUNCTION = r"^(arn:aws[\w-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[A-Za-z0-9_-]{1,64}$"
+FUNCTION = r"^(arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{12}:function:)?[A-Za-z0-9_-]{1,64}$"
 
 
 class ApiKeyParams(Params):

@@ -9,7 +9,7 @@ from pydantic import Field, JsonValue
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, Params, PlanPreview
 from responder.actuators.registry import register
 
-KEY_ID = (r"^(arn:aws[\w-]*:kms:[a-z0-9-]+:\d{12}:key/)?"
+KEY_ID = (r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/)?"
           r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$")
 
 

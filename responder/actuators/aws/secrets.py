@@ -15,7 +15,9 @@ from responder.actuators.base import ActuationContext, ActuationResult, Actuator
 from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
 
-SECRET_ID = r"^(arn:aws[\w-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]{1,512})$"  # noqa: S105  # nosec B105 # a pattern, not a password
+# patterns, not passwords (S105/B105): a secret's ARN (its partition and account in ASCII) or name
+_SECRET_ARN = r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:"  # noqa: S105  # nosec B105
+SECRET_ID = rf"^({_SECRET_ARN}[A-Za-z0-9/_+=.@-]+|[A-Za-z0-9/_+=.@-]{{1,512}})$"  # nosec B105
 VERSION_ID = r"^[A-Za-z0-9-]{32,64}$"
 
 
