@@ -5,8 +5,9 @@
 Each flush of a fleet member writes the changelog slices of the incidents its entries touched
 (`responder.engine.partitions.cut`, called by `FleetState.on_durable` once per partition written). This builds two
 engine states with the engine's own API (`EngineState.restore`, `intend`, `finish`): a young one (100 open incidents,
-no evicted group key) and one after weeks of running (`--open` incidents, each with a done and an in-flight step,
-and `--closed` evicted group keys remembered: `MAX_CLOSED` is 100,000), and times the slicing of `--touched`
+no evicted group key) and one after weeks of running (`--open` incidents, each with a done step, and `--closed`
+evicted group keys remembered: `MAX_CLOSED` is 100,000), both with 50 steps in flight (the steps in hand are live
+work, which a flush still looks through: docs/fleet.md), and times the slicing of `--touched`
 incidents in each (CPU clock, best of 5 rounds of `--repeat` calls). It prints µs per flush in both and their ratio
 (target ≤ 1.5: the cost follows what the flush touched), and, for reference, what the whole `snapshot()` costs in
 the old state (the slices were cut out of it before 2026-12-07, so a month-old fleet member paid that per flush).
