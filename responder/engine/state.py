@@ -114,7 +114,7 @@ class EngineState(DecidedSteps):
         params = pending.intent.params if pending is not None else None
         earlier = self._done.get(result.key)
         if earlier is not None and earlier.incident and earlier.incident != incident:  # not from the engine: its keys
-            self._done_of[earlier.incident].pop(result.key, None)  # hash their incident; a crafted timeline's may not
+            self._done_of.get(earlier.incident, {}).pop(result.key, None)  # hash their incident; a crafted one may not
         self._done[result.key] = done_record({"incident": incident, "result": result, "params": params})
         if incident:
             self._done_of.setdefault(incident, {})[result.key] = None
