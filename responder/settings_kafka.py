@@ -15,6 +15,11 @@ from pydantic_settings import BaseSettings
 from responder.bounds import largest
 from responder.kafka_config import KafkaSecurity
 
+CHANGELOG_COMPRESSION = "zstd"
+"""The codec of the changelog's record batches (every write, with or without transactions). zstd at aiokafka's level
+3 compresses the slices as well as gzip did at level 9 for about a twentieth of the CPU, which a fleet member pays
+in its event loop on every flush (docs/fleet.md, "What is written"); every release since 2026-12-03 reads it."""
+
 CHANGELOG_WRITE_DEADLINE_S = 45.0
 """The default of `changelog_write_deadline`, and of the deadline of a `Changelog` given none: seconds a changelog
 write outside transactions may take in all, from its call (its partition's lock included) across its resends, and

@@ -91,28 +91,7 @@ class Partitions:
 
 def cut(state: EngineState, incidents: set[str]) -> dict[str, EngineSnapshot]:
     """One slice per incident (incidents evicted since are absent: their changelog record is a tombstone)."""
-    snap = state.snapshot()
-    out = {i.id: EngineSnapshot(incidents=[i]) for i in snap.incidents if i.id in incidents}
-    for key, done in snap.done.items():
-        if done.incident in out:
-            out[done.incident].done[key] = done
-    for key, flying in snap.inflight.items():
-        if flying.incident in out:
-            out[flying.incident].inflight[key] = flying
-    for parked in snap.parked:
-        if parked.incident in out:
-            out[parked.incident].parked.append(parked)
-    for granted in snap.granted:
-        if granted.incident in out:
-            out[granted.incident].granted.append(granted)
-    for carried in snap.continuing:
-        if carried[0].incident in out:
-            out[carried[0].incident].continuing.append(carried)
-    for charge in snap.charges:  # an in-flight step's counted run: its new owner refunds it or counts its re-run once
-        open_intent = snap.inflight.get(charge.key)
-        if open_intent is not None and open_intent.incident in out:
-            out[open_intent.incident].charges.append(charge)
-    return out
+    return state.slices(incidents)
 
 
 def merge(state: EngineState, slices: Iterable[EngineSnapshot]) -> None:

@@ -14,7 +14,7 @@ allocation.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -149,9 +149,9 @@ class QuotaWindows:
         since, self._removed_since = self._removed_since, None
         return since
 
-    def charges(self) -> list[QuotaCharge]:
-        """The counted runs still waiting for their result, as values."""
-        return [QuotaCharge(key, *run[:3]) for key, run in self._by_key.items()]
+    def charges(self, keys: Container[str] | None = None) -> list[QuotaCharge]:
+        """The counted runs still waiting for their result, as values (only those of `keys` when given)."""
+        return [QuotaCharge(key, *run[:3]) for key, run in self._by_key.items() if keys is None or key in keys]
 
     def load(self, runs: Iterable[QuotaRun], charges: Iterable[QuotaCharge] = ()) -> None:
         """Replace every window with `runs` (kept sorted), and the runs awaiting their result with `charges`."""

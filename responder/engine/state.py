@@ -37,6 +37,7 @@ class EngineState(DecidedSteps):
         self.incidents = IncidentBook()
         self.windows = QuotaWindows()
         self._done: dict[str, DoneStep] = {}
+        self._done_of: dict[str, dict[str, None]] = {}  # incident → its keys in `_done`, in `_done`'s order (`slices`)
         self._inflight: dict[str, InFlight] = {}
         self.closed = ClosedGroups(MAX_CLOSED, CLOSED_HORIZON)  # the group keys of evicted incidents
         self._planned: dict[str, str] = {}  # a dry run's escalation step keys planned → incident (`Incident.planned`)
@@ -111,7 +112,12 @@ class EngineState(DecidedSteps):
         self.windows.settle(result.key, result)
         pending = self._inflight.pop(result.key, None)
         params = pending.intent.params if pending is not None else None
+        earlier = self._done.get(result.key)
+        if earlier is not None and earlier.incident and earlier.incident != incident:  # not from the engine: its keys
+            self._done_of.get(earlier.incident, {}).pop(result.key, None)  # hash their incident; a crafted one may not
         self._done[result.key] = done_record({"incident": incident, "result": result, "params": params})
+        if incident:
+            self._done_of.setdefault(incident, {})[result.key] = None
         if incident:
             self.unpark(incident, result.step)
             self.passed(incident, result.step, ok=result.ok)
@@ -155,11 +161,40 @@ class EngineState(DecidedSteps):
                               closed=self.closed.entries(),
                               charges=self.windows.charges(), granted=self.granted(), continuing=self.continuing())
 
+    def slices(self, incidents: Collection[str]) -> dict[str, EngineSnapshot]:
+        """What `snapshot()` holds of each of `incidents` still held, one slice each (an evicted one is absent: its
+        changelog record is a tombstone). Read through `_done_of` and the steps in hand (in flight, charged, decided),
+        never the whole state: a fleet's flush costs what it touched, not every open incident and evicted group key."""
+        out = {i: EngineSnapshot(incidents=[self.incidents.by_id[i]]) for i in incidents if i in self.incidents.by_id}
+        for incident, part in out.items():
+            part.done = {key: self._done[key] for key in self._done_of.get(incident, ())}
+        keys: dict[str, str] = {}
+        for key, flying in self._inflight.items():
+            if flying.incident in out:
+                out[flying.incident].inflight[key] = flying
+                keys[key] = flying.incident
+        for parked in self._parked.values():
+            if parked.incident in out:
+                out[parked.incident].parked.append(parked)
+        for granted in self._granted.values():
+            if granted.incident in out:
+                out[granted.incident].granted.append(granted)
+        for carried in self._continuing.values():
+            if carried[0].incident in out:
+                out[carried[0].incident].continuing.append(carried)
+        for charge in self.windows.charges(keys):  # an in-flight step's counted run: its new owner refunds it or
+            out[keys[charge.key]].charges.append(charge)  # counts its re-run once
+        return out
+
     def restore(self, snapshot: EngineSnapshot) -> None:
         """Replace the whole state with `snapshot` (a dry run's planned steps: its incidents')."""
         self.incidents.load(snapshot.incidents)
         self.windows.load(snapshot.quotas, snapshot.charges)
         self._done = dict(snapshot.done)
+        self._done_of = {}
+        for key, done in self._done.items():
+            if done.incident:
+                self._done_of.setdefault(done.incident, {})[key] = None
         self._inflight = dict(snapshot.inflight)
         self.load_decided(snapshot.parked, snapshot.granted, snapshot.continuing)
         self.forgotten = self.closed.load(snapshot.closed)
@@ -194,6 +229,8 @@ class EngineState(DecidedSteps):
             self.closed.remember(inc.runbook, inc.group_key, inc.quiet_until(*spans[inc.runbook]), now, self.forgotten)
             self.incidents.drop(incident_id)
         self._done = {k: d for k, d in self._done.items() if d.incident not in gone}
+        for incident_id in closed:
+            self._done_of.pop(incident_id, None)
         self._planned = {k: i for k, i in self._planned.items() if i not in gone}
         self.windows.prune(now)
         return closed

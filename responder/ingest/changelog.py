@@ -33,7 +33,7 @@ from responder.errors_kafka import ChangelogError, ChangelogTooShort, ChangelogW
 from responder.ingest.admin import BROKER_DEFAULT, new_topic, refused, with_admin
 from responder.ingest.clients import _start_with_retry, fixed_wait, resending, send_all, send_retrying, stop_consumer
 from responder.ingest.transactions import Transactions
-from responder.settings_kafka import CHANGELOG_WRITE_DEADLINE_S
+from responder.settings_kafka import CHANGELOG_COMPRESSION, CHANGELOG_WRITE_DEADLINE_S
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +48,8 @@ class Changelog:
                  write_deadline: float = CHANGELOG_WRITE_DEADLINE_S) -> None:
         self.bootstrap, self.topic, self.options = bootstrap, topic, dict(options or {})
         self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0,
-                                         compression_type="gzip", max_request_size=8 * 1024 * 1024, **self.options)
+                                         compression_type=CHANGELOG_COMPRESSION, max_request_size=8 * 1024 * 1024,
+                                         **self.options)
         self.writes = 0
         self._order: dict[int, asyncio.Lock] = {}  # one write of a partition at a time, resends included (`write`)
         self.txn: Transactions | None = None  # set when the broker runs transactions (responder.ingest.transactions)

@@ -38,6 +38,7 @@ from responder.errors_kafka import ChangelogError
 from responder.ingest.clients import _start_with_retry, fenced_error, fixed_wait, resending, transient_send
 from responder.ingest.producerstop import stop_producer
 from responder.ingest.txnstate import TxnState
+from responder.settings_kafka import CHANGELOG_COMPRESSION
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +56,7 @@ class Transactions(TxnState):
         """Initialise the producers of newly owned partitions (fencing any earlier one, this process's too), clean."""
         for partition in sorted(set(partitions) - set(self.producers)):
             producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
-                                        compression_type="gzip", max_request_size=8 * 1024 * 1024,
+                                        compression_type=CHANGELOG_COMPRESSION, max_request_size=8 * 1024 * 1024,
                                         transactional_id=self.transactional_id(partition), **self.options)
             await self._start(partition, producer, deadline)
             self._forget(partition)
