@@ -23,7 +23,7 @@ from responder.intake import Intake
 from responder.intake.server import serving
 from responder.models.step import StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
-from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox, sandbox_account
 from responder.service import Service
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines, verify_entries
@@ -151,6 +151,9 @@ async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0, via: 
             timeline_path=timeline, runbooks_dir=runbooks_dir, session_timeout_ms=6000, group_id="responder-demo",
             **(webhook_settings() if via == "webhook" else {}),
         )
+        # the account guard compares the finding's account (the sandbox's) with the sandbox's, never a configured one
+        settings = settings.model_copy(
+            update={"aws_account_id": sandbox_account(settings.aws_account_id, sandbox.aws.account)})
         service = Service(settings)
         task = asyncio.create_task(service.run())
         try:

@@ -50,6 +50,17 @@ def test_demo_contains_the_key_and_leaves_nothing_behind(tmp_path):
     assert not process_kit.running(summary["broker_pid"])
 
 
+def test_demo_acts_in_the_sandbox_account_whatever_account_is_configured(tmp_path):
+    """`responder demo` with a production `RESPONDER_AWS_ACCOUNT_ID` set still contains the sandbox's key."""
+    timeline = tmp_path / "demo.jsonl"
+    env = {**os.environ, "RESPONDER_AWS_ACCOUNT_ID": "999999999999"}
+    proc = lifeline.run([sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(timeline)],
+                        cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    summary = orjson.loads(proc.stdout.splitlines()[-1])
+    assert (summary["ok"], summary["key_status"]) == (True, "Inactive"), summary
+
+
 def test_run_without_kafka_explains_how_to_configure(tmp_path):
     """`responder run` with no Kafka configured exits 3 and says how to configure one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
