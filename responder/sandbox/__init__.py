@@ -11,8 +11,8 @@ from responder.sandbox.broker import Broker, free_port, tansu_binary
 DEFAULT_TOPICS = ("security.alerts", "ml.drift", "responder.deadletter", "responder.approvals",
                   "responder.approvals.requests", "responder.notifications")
 
-__all__ = ["DEFAULT_TOPICS", "SANDBOX_ACCOUNT", "SANDBOX_CREDENTIALS", "AwsSandbox", "Broker", "Sandbox", "free_port", "sandbox_account",
-           "tansu_binary"]
+__all__ = ["DEFAULT_TOPICS", "SANDBOX_ACCOUNT", "SANDBOX_CREDENTIALS", "AwsSandbox", "Broker", "Sandbox", "free_port",
+           "sandbox_account", "tansu_binary"]
 
 
 @dataclass

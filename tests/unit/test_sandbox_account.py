@@ -10,7 +10,7 @@ import pytest
 from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
-import responder.actuators.aws  # noqa: F401  # registers the AWS actuators
+import responder.actuators.aws  # registers the AWS actuators
 import responder.sandbox
 import responder.service
 from responder import log

@@ -93,7 +93,7 @@ def test_a_callers_account_alone_is_the_events_and_a_foreign_callers_user_is_ref
 
 @pytest.mark.parametrize("caller", [{}, {"UserIdentityArn": [f"arn:aws:iam::{OTHER}:user/ci/build-bot"]}])
 def test_a_foreign_caller_into_our_account_is_not_acted_on_as_our_namesake(caller: dict[str, Any]) -> None:
-    """Our trail logged another account's user: the event is ours, but a step on that caller's user or key is refused."""
+    """Our trail logged another account's user: the event is ours, but a step on the caller's user or key is refused."""
     [event] = decode_doc(_alert(RecipientAccountId=[OURS], UserIdentityAccountId=[OTHER], **caller))
     assert event.account == OURS
     assert event.incident_key == f"{OURS}:access_key:{KEY}"
