@@ -75,8 +75,13 @@ class AwsSandbox(Threaded[Any]):
 
     @property
     def account(self) -> str:
-        """The account moto serves the sandbox's credentials in (`MOTO_ACCOUNT_ID`, else moto's default)."""
-        return os.environ.get("MOTO_ACCOUNT_ID") or SANDBOX_ACCOUNT
+        """The account moto serves the sandbox's credentials in (`MOTO_ACCOUNT_ID`, else moto's default); SandboxError
+        when `MOTO_ACCOUNT_ID` is no 12 ASCII digits (moto answers every call with a 500 then)."""
+        account = os.environ.get("MOTO_ACCOUNT_ID", SANDBOX_ACCOUNT)
+        if len(account) != 12 or not (account.isascii() and account.isdigit()):
+            raise SandboxError(f"MOTO_ACCOUNT_ID={account!r}: the sandbox's account must be 12 digits "
+                               "(unset: moto's 123456789012)")
+        return account
 
     @property
     def endpoint_url(self) -> str:

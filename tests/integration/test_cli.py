@@ -61,6 +61,27 @@ def test_demo_acts_in_the_sandbox_account_whatever_account_is_configured(tmp_pat
     assert (summary["ok"], summary["key_status"]) == (True, "Inactive"), summary
 
 
+def test_demo_acts_in_moto_s_account_when_moto_account_id_is_set(tmp_path):
+    """`responder demo` with MOTO_ACCOUNT_ID set sends a finding about that account and contains the key."""
+    timeline = tmp_path / "demo.jsonl"
+    env = {**os.environ, "MOTO_ACCOUNT_ID": "111111111111"}
+    proc = lifeline.run([sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(timeline)],
+                        cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    summary = orjson.loads(proc.stdout.splitlines()[-1])
+    assert (summary["ok"], summary["key_status"]) == (True, "Inactive"), summary
+    assert b'"incident_key":"111111111111:access_key:' in timeline.read_bytes()
+
+
+def test_demo_refuses_a_moto_account_id_that_is_no_account(tmp_path):
+    """`responder demo` with a MOTO_ACCOUNT_ID of no 12 digits exits as a configuration error, acting on nothing."""
+    env = {**os.environ, "MOTO_ACCOUNT_ID": "not-an-account"}
+    proc = lifeline.run([sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(tmp_path / "t.jsonl")],
+                        cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+    assert proc.returncode == 3, proc.stderr.decode()[-2000:]
+    assert b"MOTO_ACCOUNT_ID='not-an-account'" in proc.stderr, proc.stderr.decode()[-2000:]
+
+
 def test_run_without_kafka_explains_how_to_configure(tmp_path):
     """`responder run` with no Kafka configured exits 3 and says how to configure one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
