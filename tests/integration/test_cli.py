@@ -118,13 +118,15 @@ def test_run_stops_cleanly_on_sigterm(kafka_bootstrap, moto_server, unique, tmp_
 
 
 def test_sandbox_command_serves_until_sigterm():
-    """`responder sandbox --json` prints reachable endpoints and stops its broker on SIGTERM."""
+    """`responder sandbox --json` prints reachable endpoints and its account, and stops its broker on SIGTERM."""
     import socket
 
-    proc = lifeline.popen([sys.executable, "-m", "responder", "sandbox", "--json"], cwd=ROOT,
+    env = {k: v for k, v in os.environ.items() if k != "MOTO_ACCOUNT_ID"}
+    proc = lifeline.popen([sys.executable, "-m", "responder", "sandbox", "--json"], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         info = orjson.loads(proc.stdout.readline())
+        assert info["RESPONDER_AWS_ACCOUNT_ID"] == "123456789012"
         host, port = info["RESPONDER_KAFKA_BOOTSTRAP"].split(":")
         socket.create_connection((host, int(port)), timeout=5).close()
         assert "security.alerts" in info["topics"]
@@ -135,6 +137,15 @@ def test_sandbox_command_serves_until_sigterm():
             proc.kill()
     assert proc.returncode == 0
     assert not process_kit.running(info["broker_pid"])
+
+
+def test_sandbox_command_refuses_a_moto_account_id_that_is_no_account():
+    """`responder sandbox` with a MOTO_ACCOUNT_ID of no 12 digits exits as a configuration error, naming it."""
+    env = {**os.environ, "MOTO_ACCOUNT_ID": "1234"}
+    proc = lifeline.run([sys.executable, "-m", "responder", "sandbox", "--json"], cwd=ROOT, env=env,
+                        capture_output=True, timeout=120, check=False)
+    assert proc.returncode == 3, proc.stderr.decode()[-2000:]
+    assert b"MOTO_ACCOUNT_ID='1234'" in proc.stderr
 
 
 def test_run_sandbox_logs_in_one_format(tmp_path):
