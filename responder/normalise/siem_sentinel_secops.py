@@ -118,16 +118,22 @@ def _aws_account(p: dict[str, Any]) -> str | None:
 
 def _caller_arn(p: dict[str, Any], user: Any, user_type: Any) -> str | None:
     """The caller's ARN, which its access key and IAM user carry so the account guard sees the caller's account
-    (a caller from another account into ours is not our namesake): a custom detail ending in `UserIdentityArn`, else
-    an IAMUser's ARN built from its 12-digit `UserIdentityAccountId` (partition `aws`); else None."""
+    (a caller from another account into ours is not our namesake): a custom detail ending in `UserIdentityArn` when
+    it agrees with the caller's 12-digit `UserIdentityAccountId` (and, for an IAMUser, ends in its name); else an
+    IAMUser's ARN built from that account (partition `aws`, no path), or another caller's given ARN moved into that
+    account: a given ARN never makes a caller of another account look like ours. None when neither names one."""
+    stated = text(_custom(p, "useridentityaccountid"))
+    account = stated if stated is not None and _AWS_ACCOUNT.fullmatch(stated) else None
+    name = text(user) if user_type == "IAMUser" else None
     given = text(_custom(p, "useridentityarn"))
-    if given is not None and given.startswith("arn:"):
-        return given
-    account = text(_custom(p, "useridentityaccountid"))
-    name = text(user)
-    if user_type != "IAMUser" or not name or account is None or not _AWS_ACCOUNT.fullmatch(account):
-        return None
-    return f"arn:aws:iam::{account}:user/{name}"
+    parts = given.split(":", 5) if given is not None and given.startswith("arn:") else []
+    if len(parts) == 6:
+        account = account or (parts[4] if _AWS_ACCOUNT.fullmatch(parts[4]) else None)
+        if parts[4] == account and (name is None or parts[5].rsplit("/", 1)[-1] == name):
+            return given
+        if name is None and account is not None:
+            return ":".join([*parts[:4], account, parts[5]])
+    return f"arn:aws:iam::{account}:user/{name}" if name and account is not None else None
 
 
 def _prop(entity: dict[str, Any], name: str) -> Any:

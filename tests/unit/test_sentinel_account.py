@@ -108,3 +108,43 @@ def test_a_caller_of_our_own_account_is_acted_on() -> None:
         [event] = decode_doc(_alert(RecipientAccountId=[OURS], **caller))
         for actuator, given in CALLER_STEPS:
             assert _account_trips(actuator, given, event, Home(account=OURS)) == [], (actuator, caller)
+
+
+def _caller_arns(event: Event) -> list[tuple[str, str | None]]:
+    """The (kind, ARN) of the caller's access key and IAM user."""
+    return [(r.kind.value, r.arn) for r in event.resources if r.kind.value in ("access_key", "iam_user")]
+
+
+@pytest.mark.parametrize("user_type", ["IAMUser", "AssumedRole"])
+def test_a_given_arn_of_ours_does_not_make_a_foreign_caller_ours(user_type: str) -> None:
+    """`UserIdentityArn` ours but `UserIdentityAccountId` another's: the caller stays in the other account, refused."""
+    arn = (f"arn:aws:iam::{OURS}:user/build-bot" if user_type == "IAMUser"
+           else f"arn:aws:sts::{OURS}:assumed-role/build-bot/s")
+    [event] = decode_doc(_alert(RecipientAccountId=[OURS], UserIdentityAccountId=[OTHER], UserIdentityArn=[arn],
+                                UserIdentityType=[user_type]))
+    assert {a.split(":")[4] for _, a in _caller_arns(event) if a} == {OTHER}, _caller_arns(event)
+    steps = CALLER_STEPS if user_type == "IAMUser" else CALLER_STEPS[1:]
+    for home in (Home(account=OURS), Home()):
+        for actuator, given in steps:
+            assert _account_trips(actuator, given, event, home) == [("account", True)], (actuator, home)
+
+
+def test_a_given_arn_naming_another_user_is_not_the_callers() -> None:
+    """An IAMUser's `UserIdentityArn` naming another user: the user and key carry the ARN built for the caller."""
+    [event] = decode_doc(_alert(RecipientAccountId=[OURS], UserIdentityAccountId=[OURS],
+                                UserIdentityArn=[f"arn:aws:iam::{OURS}:user/someone-else"]))
+    assert _caller_arns(event) == [("access_key", f"arn:aws:iam::{OURS}:user/build-bot"),
+                                   ("iam_user", f"arn:aws:iam::{OURS}:user/build-bot")]
+
+
+@pytest.mark.parametrize("user_type", ["IAMUser", "AssumedRole"])
+def test_a_foreign_given_arn_alone_places_the_caller(user_type: str) -> None:
+    """No `UserIdentityAccountId`: the given ARN, another account's, is carried as is, and its steps are refused."""
+    arn = (f"arn:aws-us-gov:iam::{OTHER}:user/ci/build-bot" if user_type == "IAMUser"
+           else f"arn:aws:sts::{OTHER}:assumed-role/build-bot/s")
+    [event] = decode_doc(_alert(RecipientAccountId=[OURS], UserIdentityArn=[arn], UserIdentityType=[user_type]))
+    assert {a for _, a in _caller_arns(event)} == {arn}
+    steps = CALLER_STEPS if user_type == "IAMUser" else CALLER_STEPS[1:]
+    for home in (Home(account=OURS), Home()):
+        for actuator, given in steps:
+            assert _account_trips(actuator, given, event, home) == [("account", True)], (actuator, home)
