@@ -50,34 +50,34 @@ def test_demo_contains_the_key_and_leaves_nothing_behind(tmp_path):
     assert not process_kit.running(summary["broker_pid"])
 
 
-def test_demo_acts_in_the_sandbox_account_whatever_account_is_configured(tmp_path):
-    """`responder demo` with a production `RESPONDER_AWS_ACCOUNT_ID` set still contains the sandbox's key."""
-    timeline = tmp_path / "demo.jsonl"
-    env = {**os.environ, "RESPONDER_AWS_ACCOUNT_ID": "999999999999"}
-    proc = lifeline.run([sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(timeline)],
-                        cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+def _demo(timeline: Path, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """`responder demo --json` writing `timeline`, with `env` added to the environment."""
+    return lifeline.run([sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(timeline)],
+                        cwd=ROOT, env={**os.environ, **env}, capture_output=True, timeout=120, check=False)
+
+
+def _contained(proc: subprocess.CompletedProcess[bytes]) -> None:
+    """Assert that the demo exited 0 with its key deactivated."""
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     summary = orjson.loads(proc.stdout.splitlines()[-1])
     assert (summary["ok"], summary["key_status"]) == (True, "Inactive"), summary
+
+
+def test_demo_acts_in_the_sandbox_account_whatever_account_is_configured(tmp_path):
+    """`responder demo` with a production `RESPONDER_AWS_ACCOUNT_ID` set still contains the sandbox's key."""
+    _contained(_demo(tmp_path / "demo.jsonl", RESPONDER_AWS_ACCOUNT_ID="999999999999"))
 
 
 def test_demo_acts_in_moto_s_account_when_moto_account_id_is_set(tmp_path):
     """`responder demo` with MOTO_ACCOUNT_ID set sends a finding about that account and contains the key."""
     timeline = tmp_path / "demo.jsonl"
-    env = {**os.environ, "MOTO_ACCOUNT_ID": "111111111111"}
-    proc = lifeline.run([sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(timeline)],
-                        cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    summary = orjson.loads(proc.stdout.splitlines()[-1])
-    assert (summary["ok"], summary["key_status"]) == (True, "Inactive"), summary
+    _contained(_demo(timeline, MOTO_ACCOUNT_ID="111111111111"))
     assert b'"incident_key":"111111111111:access_key:' in timeline.read_bytes()
 
 
 def test_demo_refuses_a_moto_account_id_that_is_no_account(tmp_path):
     """`responder demo` with a MOTO_ACCOUNT_ID of no 12 digits exits as a configuration error, acting on nothing."""
-    env = {**os.environ, "MOTO_ACCOUNT_ID": "not-an-account"}
-    proc = lifeline.run([sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(tmp_path / "t.jsonl")],
-                        cwd=ROOT, env=env, capture_output=True, timeout=120, check=False)
+    proc = _demo(tmp_path / "t.jsonl", MOTO_ACCOUNT_ID="not-an-account")
     assert proc.returncode == 3, proc.stderr.decode()[-2000:]
     assert b"MOTO_ACCOUNT_ID='not-an-account'" in proc.stderr, proc.stderr.decode()[-2000:]
 
