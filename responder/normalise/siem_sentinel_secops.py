@@ -120,15 +120,18 @@ def _caller_arn(p: dict[str, Any], user: Any, user_type: Any) -> str | None:
     """The caller's ARN, which its access key and IAM user carry so the account guard sees the caller's account
     (a caller from another account into ours is not our namesake): a custom detail ending in `UserIdentityArn` when
     it agrees with the caller's 12-digit `UserIdentityAccountId` (and, for an IAMUser, ends in its name); else an
-    IAMUser's ARN built from that account (partition `aws`, no path), or another caller's given ARN moved into that
-    account: a given ARN never makes a caller of another account look like ours. None when neither names one."""
+    IAMUser's ARN built from the caller's account (partition `aws`, no path), or another caller's given ARN moved
+    into it. Two that disagree (never in CloudTrail) place it in the one not the event's: the guard refuses."""
     stated = text(_custom(p, "useridentityaccountid"))
     account = stated if stated is not None and _AWS_ACCOUNT.fullmatch(stated) else None
     name = text(user) if user_type == "IAMUser" else None
     given = text(_custom(p, "useridentityarn"))
     parts = given.split(":", 5) if given is not None and given.startswith("arn:") else []
     if len(parts) == 6:
-        account = account or (parts[4] if _AWS_ACCOUNT.fullmatch(parts[4]) else None)
+        named = parts[4] if _AWS_ACCOUNT.fullmatch(parts[4]) else None
+        if account is not None and named is not None and named != account and account == _aws_account(p):
+            account = named  # the two disagree: the one that is not the event's
+        account = account or named
         if parts[4] == account and (name is None or parts[5].rsplit("/", 1)[-1] == name):
             return given
         if name is None and account is not None:

@@ -129,6 +129,20 @@ def test_a_given_arn_of_ours_does_not_make_a_foreign_caller_ours(user_type: str)
             assert _account_trips(actuator, given, event, home) == [("account", True)], (actuator, home)
 
 
+@pytest.mark.parametrize("user_type", ["IAMUser", "AssumedRole"])
+def test_a_foreign_given_arn_with_our_account_id_keeps_the_caller_foreign(user_type: str) -> None:
+    """`UserIdentityArn` another's but `UserIdentityAccountId` ours: they disagree: the caller is foreign, refused."""
+    arn = (f"arn:aws:iam::{OTHER}:user/build-bot" if user_type == "IAMUser"
+           else f"arn:aws:sts::{OTHER}:assumed-role/build-bot/s")
+    [event] = decode_doc(_alert(RecipientAccountId=[OURS], UserIdentityAccountId=[OURS], UserIdentityArn=[arn],
+                                UserIdentityType=[user_type]))
+    assert {a.split(":")[4] for _, a in _caller_arns(event) if a} == {OTHER}, _caller_arns(event)
+    steps = CALLER_STEPS if user_type == "IAMUser" else CALLER_STEPS[1:]
+    for home in (Home(account=OURS), Home()):
+        for actuator, given in steps:
+            assert _account_trips(actuator, given, event, home) == [("account", True)], (actuator, home)
+
+
 def test_a_given_arn_naming_another_user_is_not_the_callers() -> None:
     """An IAMUser's `UserIdentityArn` naming another user: the user and key carry the ARN built for the caller."""
     [event] = decode_doc(_alert(RecipientAccountId=[OURS], UserIdentityAccountId=[OURS],
