@@ -23,7 +23,7 @@ from responder.intake import Intake
 from responder.intake.server import serving
 from responder.models.step import StepStatus
 from responder.models.timeline import EntryKind, TimelineEntry
-from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
+from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox, sandbox_account
 from responder.service import Service
 from responder.settings import Settings
 from responder.timeline.chain import parse_lines, verify_entries
@@ -37,6 +37,17 @@ def finding_template() -> dict[str, Any]:
     """The bundled GuardDuty credential-exfiltration finding."""
     text = resources.files("responder.sandbox").joinpath("findings/guardduty-credential-exfiltration.json")
     doc: dict[str, Any] = orjson.loads(text.read_bytes())
+    return doc
+
+
+def in_account(finding: dict[str, Any], account: str) -> dict[str, Any]:
+    """A copy of a GuardDuty finding about `account` (its `accountId`, which EventBridge's `account` follows, and its
+    ARN's account field): the demo's finding is about the sandbox's account, moto's or `MOTO_ACCOUNT_ID`."""
+    doc = copy.deepcopy(finding)
+    doc["accountId"] = account
+    parts = str(doc.get("arn", "")).split(":", 5)
+    if len(parts) == 6:
+        doc["arn"] = ":".join([*parts[:4], account, parts[5]])
     return doc
 
 
@@ -143,19 +154,23 @@ async def run_demo(timeline: Path, runbooks_dir: Path, wait: float = 30.0, via: 
     broker_pid = sandbox.broker.pid
     try:
         aws = AwsSession(endpoint_url=sandbox.aws.endpoint_url, credentials=SANDBOX_CREDENTIALS)
+        given: dict[str, Any] = {
+            "kafka_bootstrap": sandbox.broker.bootstrap, "aws_endpoint_url": sandbox.aws.endpoint_url,
+            "aws_access_key_id": SANDBOX_CREDENTIALS["aws_access_key_id"],
+            "aws_secret_access_key": SANDBOX_CREDENTIALS["aws_secret_access_key"],
+            "timeline_path": timeline, "runbooks_dir": runbooks_dir, "session_timeout_ms": 6000,
+            "group_id": "responder-demo", **(webhook_settings() if via == "webhook" else {}),
+        }
+        # the account guard compares the finding's account with the sandbox's, never a configured one; validated as
+        # any setting is (a MOTO_ACCOUNT_ID that is no 12 digits is a ConfigError, not an account)
+        configured = Settings(**given).aws_account_id
+        settings = Settings(**given, aws_account_id=sandbox_account(configured, sandbox.aws.account))
         key_id = await seed_key(aws)
-        settings = Settings(
-            kafka_bootstrap=sandbox.broker.bootstrap, aws_endpoint_url=sandbox.aws.endpoint_url,
-            aws_access_key_id=SANDBOX_CREDENTIALS["aws_access_key_id"],
-            aws_secret_access_key=SANDBOX_CREDENTIALS["aws_secret_access_key"],
-            timeline_path=timeline, runbooks_dir=runbooks_dir, session_timeout_ms=6000, group_id="responder-demo",
-            **(webhook_settings() if via == "webhook" else {}),
-        )
         service = Service(settings)
         task = asyncio.create_task(service.run())
         try:
             await asyncio.wait_for(service.ready.wait(), 30)
-            finding = copy.deepcopy(finding_template())
+            finding = in_account(finding_template(), str(settings.aws_account_id))
             finding["resource"]["accessKeyDetails"]["accessKeyId"] = key_id
             now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             finding["createdAt"] = finding["updatedAt"] = now

@@ -79,7 +79,8 @@ class Settings(SourcedSettings, KafkaSettings):
                     "warns, protected_ids_account_unknown); a step on an event about another account, "
                     "or naming another account's ARN, is refused (the account guard; unset: only an ARN "
                     "of another account than the event's); 12 ASCII digits, and an event account that "
-                    "is not (a GCP project) is unknown, not another (docs/security.md)")
+                    "is not (a GCP project) is unknown, not another; `run --sandbox` and `demo` use the "
+                    "sandbox's own, logging sandbox_account_replaced when they replace one (docs/security.md)")
     self_principal_arns: list[str] = Field(
         default_factory=list, description="responder's own role/user ARNs: `iam-policy` denies changing them or their "
                                           "keys")

@@ -59,6 +59,7 @@ def _serve_sandbox(box: Any, json: bool, extra: dict[str, str] | None = None, hi
         "RESPONDER_AWS_ENDPOINT_URL": box.aws.endpoint_url,
         "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
         "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"],
+        "RESPONDER_AWS_ACCOUNT_ID": box.aws.account,  # the account guard's: the sandbox's, not a production one
         **(extra or {}),
     }
     if json:
@@ -107,7 +108,7 @@ def run(
     timeline: Annotated[Path | None, typer.Option(help="timeline file")] = None,
 ) -> None:
     """Run the service: consume alerts, run runbooks, record the timeline, until SIGTERM/SIGINT."""
-    from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox
+    from responder.sandbox import SANDBOX_CREDENTIALS, Sandbox, sandbox_account
     from responder.service import health_server, rebuilds, rebuilds_exhausted, serve_rejoining
 
     overrides: dict[str, object] = {}
@@ -127,6 +128,7 @@ def run(
                 "kafka_bootstrap": box.broker.bootstrap, "aws_endpoint_url": box.aws.endpoint_url,
                 "aws_access_key_id": SANDBOX_CREDENTIALS["aws_access_key_id"],
                 "aws_secret_access_key": SANDBOX_CREDENTIALS["aws_secret_access_key"],
+                "aws_account_id": sandbox_account(configured.aws_account_id, box.aws.account),
             }
             structlog.get_logger(__name__).info("sandbox_started", kafka=box.broker.bootstrap,
                                                  aws=box.aws.endpoint_url)

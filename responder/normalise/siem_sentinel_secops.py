@@ -61,6 +61,7 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
     user = next((_prop(e, "accountName") for e in entities if str(e.get("kind", "")).lower() == "account"), None)
     kind = _custom(p, "identitytype")
     aws_account = _aws_account(p)
+    caller = _caller_arn(p, user, kind)
     # the record's hash when it names no text id (never "None"): also its incident's subject when it names no resource
     ident = given_id(text(item.get("name")), text(p.get("systemAlertId"))) or raw_id("sentinel", item)
     return make_event(
@@ -73,8 +74,8 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
         account=aws_account,  # never the Azure subscription: `${event.account}` is an AWS account in every runbook
         cloud="aws" if aws_account else "azure",
         actor=user or dig(p, "owner", "userPrincipalName"),
-        resources=compact([access_key(_custom(p, "accesskeyid"), user, user_type=kind), _iam_user(user, kind), *hosts,
-                             *ips]),
+        resources=compact([access_key(_custom(p, "accesskeyid"), user, user_type=kind, arn=caller),
+                           _iam_user(user, kind, caller), *hosts, *ips]),
         attributes={
             "kind": "alert" if alert else "incident",
             "azure_subscription": text(subscription),
@@ -115,15 +116,38 @@ def _aws_account(p: dict[str, Any]) -> str | None:
     return None
 
 
+def _caller_arn(p: dict[str, Any], user: Any, user_type: Any) -> str | None:
+    """The caller's ARN, which its access key and IAM user carry so the account guard sees the caller's account
+    (a caller from another account into ours is not our namesake): a custom detail ending in `UserIdentityArn` when
+    it agrees with the caller's 12-digit `UserIdentityAccountId` (and, for an IAMUser, ends in its name); else an
+    IAMUser's ARN built from the caller's account (partition `aws`, no path), or another caller's given ARN moved
+    into it. Two that disagree (never in CloudTrail) place it in the one not the event's: the guard refuses."""
+    stated = text(_custom(p, "useridentityaccountid"))
+    account = stated if stated is not None and _AWS_ACCOUNT.fullmatch(stated) else None
+    name = text(user) if user_type == "IAMUser" else None
+    given = text(_custom(p, "useridentityarn"))
+    parts = given.split(":", 5) if given is not None and given.startswith("arn:") else []
+    if len(parts) == 6:
+        named = parts[4] if _AWS_ACCOUNT.fullmatch(parts[4]) else None
+        if account is not None and named is not None and named != account and account == _aws_account(p):
+            account = named  # the two disagree: the one that is not the event's
+        account = account or named
+        if parts[4] == account and (name is None or parts[5].rsplit("/", 1)[-1] == name):
+            return given
+        if name is None and account is not None:
+            return ":".join([*parts[:4], account, parts[5]])
+    return f"arn:aws:iam::{account}:user/{name}" if name and account is not None else None
+
+
 def _prop(entity: dict[str, Any], name: str) -> Any:
     return entity.get(name) or dig(entity, "properties", name)
 
 
-def _iam_user(user: Any, user_type: Any) -> Resource | None:
+def _iam_user(user: Any, user_type: Any, arn: str | None) -> Resource | None:
     """The Account entity as an IAM user only when the rule typed it IAMUser (`UserIdentityType`): an untyped
     account may be an Azure user, a federated session name or the root, and a runbook acting on iam_user would
     act on a real IAM user so named."""
-    return res(K.IAM_USER, user, name=user) if user_type == "IAMUser" else None
+    return res(K.IAM_USER, user, name=user, arn=arn) if user_type == "IAMUser" else None
 
 
 def _custom(p: dict[str, Any], suffix: str) -> Any:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from responder.sandbox.aws import SANDBOX_CREDENTIALS, AwsSandbox
+from responder.sandbox.aws import SANDBOX_ACCOUNT, SANDBOX_CREDENTIALS, AwsSandbox, sandbox_account
 from responder.sandbox.broker import Broker, free_port, tansu_binary
 
 DEFAULT_TOPICS = ("security.alerts", "ml.drift", "responder.deadletter", "responder.approvals",
                   "responder.approvals.requests", "responder.notifications")
 
-__all__ = ["DEFAULT_TOPICS", "SANDBOX_CREDENTIALS", "AwsSandbox", "Broker", "Sandbox", "free_port", "tansu_binary"]
+__all__ = ["DEFAULT_TOPICS", "SANDBOX_ACCOUNT", "SANDBOX_CREDENTIALS", "AwsSandbox", "Broker", "Sandbox", "free_port",
+           "sandbox_account", "tansu_binary"]
 
 
 @dataclass

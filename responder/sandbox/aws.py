@@ -29,7 +29,18 @@ RESET_S = 120.0
 other sandboxes in the same process ran (a test worker, a tabletop run after another) resets their state too: 14.6 s
 was seen after the shipped playbooks' run, where 10 s, the bound before 2026-12-07, failed a CI run."""
 
+SANDBOX_ACCOUNT = "123456789012"
+"""The account moto serves for the sandbox's credentials (moto's default, unless `MOTO_ACCOUNT_ID` names another)."""
+
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # nosec B105 # moto's dummy keys
+
+
+def sandbox_account(configured: str | None, sandbox: str) -> str:
+    """The account responder acts in against a sandbox (`aws_account_id`): the sandbox's own, `sandbox`, never a
+    configured production one (the account guard would refuse every sandbox finding); one line when it replaces one."""
+    if configured is not None and configured != sandbox:
+        log.warning("sandbox_account_replaced", configured=configured, sandbox=sandbox)
+    return sandbox
 
 
 _Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -61,6 +72,16 @@ class AwsSandbox(Threaded[Any]):
     def __init__(self, port: int | None = None) -> None:
         super().__init__()
         self.port = port or free_port()
+
+    @property
+    def account(self) -> str:
+        """The account moto serves the sandbox's credentials in (`MOTO_ACCOUNT_ID`, else moto's default); SandboxError
+        when `MOTO_ACCOUNT_ID` is no 12 ASCII digits (moto answers every call with a 500 then)."""
+        account = os.environ.get("MOTO_ACCOUNT_ID", SANDBOX_ACCOUNT)
+        if len(account) != 12 or not (account.isascii() and account.isdigit()):
+            raise SandboxError(f"MOTO_ACCOUNT_ID={account!r}: the sandbox's account must be 12 digits "
+                               "(unset: moto's 123456789012)")
+        return account
 
     @property
     def endpoint_url(self) -> str:

@@ -50,6 +50,38 @@ def test_demo_contains_the_key_and_leaves_nothing_behind(tmp_path):
     assert not process_kit.running(summary["broker_pid"])
 
 
+def _demo(timeline: Path, **env: str) -> subprocess.CompletedProcess[bytes]:
+    """`responder demo --json` writing `timeline`, with `env` added to the environment."""
+    return lifeline.run([sys.executable, "-m", "responder", "demo", "--json", "--timeline", str(timeline)],
+                        cwd=ROOT, env={**os.environ, **env}, capture_output=True, timeout=120, check=False)
+
+
+def _contained(proc: subprocess.CompletedProcess[bytes]) -> None:
+    """Assert that the demo exited 0 with its key deactivated."""
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    summary = orjson.loads(proc.stdout.splitlines()[-1])
+    assert (summary["ok"], summary["key_status"]) == (True, "Inactive"), summary
+
+
+def test_demo_acts_in_the_sandbox_account_whatever_account_is_configured(tmp_path):
+    """`responder demo` with a production `RESPONDER_AWS_ACCOUNT_ID` set still contains the sandbox's key."""
+    _contained(_demo(tmp_path / "demo.jsonl", RESPONDER_AWS_ACCOUNT_ID="999999999999"))
+
+
+def test_demo_acts_in_moto_s_account_when_moto_account_id_is_set(tmp_path):
+    """`responder demo` with MOTO_ACCOUNT_ID set sends a finding about that account and contains the key."""
+    timeline = tmp_path / "demo.jsonl"
+    _contained(_demo(timeline, MOTO_ACCOUNT_ID="111111111111"))
+    assert b'"incident_key":"111111111111:access_key:' in timeline.read_bytes()
+
+
+def test_demo_refuses_a_moto_account_id_that_is_no_account(tmp_path):
+    """`responder demo` with a MOTO_ACCOUNT_ID of no 12 digits exits as a configuration error, acting on nothing."""
+    proc = _demo(tmp_path / "t.jsonl", MOTO_ACCOUNT_ID="not-an-account")
+    assert proc.returncode == 3, proc.stderr.decode()[-2000:]
+    assert b"MOTO_ACCOUNT_ID='not-an-account'" in proc.stderr, proc.stderr.decode()[-2000:]
+
+
 def test_run_without_kafka_explains_how_to_configure(tmp_path):
     """`responder run` with no Kafka configured exits 3 and says how to configure one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RESPONDER_")}
@@ -86,13 +118,15 @@ def test_run_stops_cleanly_on_sigterm(kafka_bootstrap, moto_server, unique, tmp_
 
 
 def test_sandbox_command_serves_until_sigterm():
-    """`responder sandbox --json` prints reachable endpoints and stops its broker on SIGTERM."""
+    """`responder sandbox --json` prints reachable endpoints and its account, and stops its broker on SIGTERM."""
     import socket
 
-    proc = lifeline.popen([sys.executable, "-m", "responder", "sandbox", "--json"], cwd=ROOT,
+    env = {k: v for k, v in os.environ.items() if k != "MOTO_ACCOUNT_ID"}
+    proc = lifeline.popen([sys.executable, "-m", "responder", "sandbox", "--json"], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         info = orjson.loads(proc.stdout.readline())
+        assert info["RESPONDER_AWS_ACCOUNT_ID"] == "123456789012"
         host, port = info["RESPONDER_KAFKA_BOOTSTRAP"].split(":")
         socket.create_connection((host, int(port)), timeout=5).close()
         assert "security.alerts" in info["topics"]
@@ -103,6 +137,15 @@ def test_sandbox_command_serves_until_sigterm():
             proc.kill()
     assert proc.returncode == 0
     assert not process_kit.running(info["broker_pid"])
+
+
+def test_sandbox_command_refuses_a_moto_account_id_that_is_no_account():
+    """`responder sandbox` with a MOTO_ACCOUNT_ID of no 12 digits exits as a configuration error, naming it."""
+    env = {**os.environ, "MOTO_ACCOUNT_ID": "1234"}
+    proc = lifeline.run([sys.executable, "-m", "responder", "sandbox", "--json"], cwd=ROOT, env=env,
+                        capture_output=True, timeout=120, check=False)
+    assert proc.returncode == 3, proc.stderr.decode()[-2000:]
+    assert b"MOTO_ACCOUNT_ID='1234'" in proc.stderr
 
 
 def test_run_sandbox_logs_in_one_format(tmp_path):
