@@ -54,8 +54,15 @@ def merged(paths: list[Path]) -> list[TimelineEntry]:
 
 def interleave(chains: list[list[TimelineEntry]]) -> list[TimelineEntry]:
     """Files' entries merged by (at, writer, seq), each file's taken in its own order (heapq.merge only ever
-    compares the files' next entries, so an `at` that steps back within a file never reorders it)."""
-    return list(heapq.merge(*chains, key=lambda e: (e.at, e.writer, e.seq)))
+    compares the files' next entries, so an `at` that steps back within a file never reorders it). An entry two files
+    hold (the same hash: one chain's, its file given twice or a copy beside it) is shown once, not as done twice."""
+    seen: set[str] = set()
+    out: list[TimelineEntry] = []
+    for entry in heapq.merge(*chains, key=lambda e: (e.at, e.writer, e.seq)):
+        if entry.hash not in seen:
+            seen.add(entry.hash)
+            out.append(entry)
+    return out
 
 
 def parsable(path: Path) -> list[TimelineEntry]:

@@ -233,3 +233,18 @@ def test_export_names_no_covering_checkpoint_when_one_writer_left_the_incident_u
     pack = orjson.loads(out.stdout)
     assert pack["entries"][-1]["body"] == {"key": "b2"}
     assert pack["covering_checkpoint"] is None
+
+
+def test_a_copy_of_a_writers_file_beside_it_shows_and_exports_each_entry_once(tmp_path):
+    """A directory holding a file and its copy (a backup): show and export list each of its entries once."""
+    rec = incident_timeline(tmp_path / "a.jsonl")
+    rec.close()
+    (tmp_path / "a.backup.jsonl").write_bytes((tmp_path / "a.jsonl").read_bytes())
+    shown = runner.invoke(app, ["timeline", "show", str(tmp_path), "--incident", "inc-1", "--json"])
+    seqs = [e["seq"] for e in orjson.loads(shown.stdout)["entries"]]
+    assert seqs == sorted(set(seqs)), seqs
+    out = runner.invoke(app, ["timeline", "export", str(tmp_path), "--incident", "inc-1", "--format", "json",
+                              "--public-key", PUBLIC])
+    pack = orjson.loads(out.stdout)
+    assert [len(a["attempts"]) for a in pack["actions"]] == [1]
+    assert len(pack["entries"]) == len({e["hash"] for e in pack["entries"]})
