@@ -40,14 +40,16 @@ async def test_an_approval_given_for_one_actuator_does_not_release_another_of_th
     _edited(kit, ECHO)
     await kit.engine.decide(*decision(kit, incident, "act"))
     await kit.engine.recorder.flush()
-    assert kit.wipe.applied == [] and kit.echo.applied == []
+    assert kit.wipe.applied == []
+    assert kit.echo.applied == []
     [rejected] = kit.entries("approval.rejected")
-    assert "test.echo" in rejected["reason"] and "test.wipe" in rejected["reason"]
+    assert "test.echo" in rejected["reason"]
+    assert "test.wipe" in rejected["reason"]
     assert [r["actuator"] for r in kit.entries("approval.requested")] == ["test.echo", "test.wipe"]
 
 
 async def test_an_open_intent_of_one_actuator_does_not_run_another_unasked(tmp_path: Path) -> None:
-    """A crash leaves test.echo's intent open; edited to test.wipe (same version), the redelivery parks, runs nothing."""
+    """A crash leaves test.echo's intent open; edited to test.wipe (same version), its redelivery parks, runs none."""
     kit = make_kit(tmp_path, {"rb": UNATTENDED})
 
     async def dies(p: object, ctx: object) -> None:
