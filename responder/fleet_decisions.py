@@ -55,10 +55,11 @@ class HeldDecisions:
                 await self.engine.decide(value, key_id, signature)  # refused: nothing of it waits here
         elif (forged := self.engine.decisions.keys.check(key_id, signature, value)) is not None:
             # not held: a flood of such records would push signed ones out of the bounded hold (`docs/fleet.md`); but
-            # recorded, as the owner records it, since while the partition moves no owner reads it
-            log.warning("approval_not_held", incident=decision.incident, step=decision.step, reason=forged)
+            # recorded, as the owner records it, since while the partition moves no owner reads it; and as the owner
+            # does, without what no key signed (its incident, step and `by`, of any length, the forger's words)
+            log.warning("approval_not_held", reason=forged)
             if not replayed:  # read again at a start: recorded when it first came
-                await self.engine.decisions.reject(forged, key_id, decision, refusal=forged.refusal)
+                await self.engine.decisions.reject(forged, key_id, None, refusal=forged.refusal)
         else:
             # each decision held apart: a replayed one for an earlier parking does not push out the one that answers
             again = (decision.request_id or "") if replayed else None

@@ -54,8 +54,17 @@ def merged(paths: list[Path]) -> list[TimelineEntry]:
 
 def interleave(chains: list[list[TimelineEntry]]) -> list[TimelineEntry]:
     """Files' entries merged by (at, writer, seq), each file's taken in its own order (heapq.merge only ever
-    compares the files' next entries, so an `at` that steps back within a file never reorders it)."""
-    return list(heapq.merge(*chains, key=lambda e: (e.at, e.writer, e.seq)))
+    compares the files' next entries, so an `at` that steps back within a file never reorders it). An entry two files
+    hold (the same hash and the same content: one chain's, its file given twice or a copy beside it) is shown once,
+    not as done twice; copies that differ under one stated hash (one edited without rehashing) are both shown."""
+    seen: dict[str, list[TimelineEntry]] = {}
+    out: list[TimelineEntry] = []
+    for entry in heapq.merge(*chains, key=lambda e: (e.at, e.writer, e.seq)):
+        same = seen.setdefault(entry.hash, [])
+        if entry not in same:
+            same.append(entry)
+            out.append(entry)
+    return out
 
 
 def parsable(path: Path) -> list[TimelineEntry]:

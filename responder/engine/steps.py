@@ -44,6 +44,18 @@ def waives(asked: Sequence[str], reasons: Sequence[str]) -> bool:
     return all(r == RUNBOOK_APPROVAL or reason_shape(r) in shapes for r in reasons)
 
 
+def _changed(grant: Parked, actuator: str, target: str, values: dict[str, Any]) -> str | None:
+    """Why a release does not cover the step as it resolves now (None: it does). The approval was asked for one
+    actuator, target and parameters; a runbook edited under the same version (its step id kept) may name another
+    actuator for them, which the approver never saw."""
+    if grant.actuator != actuator:
+        return (f"the step's actuator changed since the approval was requested: it was asked for {grant.actuator}, "
+                f"the step now runs {actuator} (its runbook was edited under the same version)")
+    if grant.params != values or grant.target != target:
+        return "the step's parameters changed since the approval was requested"
+    return None
+
+
 _OK = Outcome.OK
 
 
@@ -134,7 +146,7 @@ class StepRunning(FailureEscalation):
                 return await self._failed(rb, incident, event, scope, plan, refusal, escalating)  # as it would
             return Outcome.OK
         pending = self.state.intent(key)
-        if pending is not None and pending.params == values:
+        if pending is not None and pending.params == values and pending.actuator == step.actuator:
             # an intent is only written once guards and approvals passed: resolve it, never ask again; unless a guard
             # that stops automation tripped since (a kill switch turned on, a protected id added): then it acts only
             # if a human clears it, as a new step would, once verify() shows the crash cut it short before it acted
@@ -142,9 +154,8 @@ class StepRunning(FailureEscalation):
                 return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
             if await verified(call):
                 return await self._recovered(call, head, incident)
-        if grant is not None and (grant.params != values or grant.target != target):
-            rec.append(EntryKind.APPROVAL_REJECTED, {**head.body(), "reason": "the step's parameters changed "
-                                                     "since the approval was requested"}, incident.id)
+        if grant is not None and (changed := _changed(grant, step.actuator, target, values)) is not None:
+            rec.append(EntryKind.APPROVAL_REJECTED, {**head.body(), "reason": changed}, incident.id)
             grant = None
         human = grant is not None and not grant.unattended
         # a human waives what their request asked (the runbook's approval and the guards it named), not a guard that
@@ -196,7 +207,8 @@ class StepRunning(FailureEscalation):
             call = call._replace(settle=None)  # lag; read once, so a flood of re-applies cannot hold the chunk 5 s each
         # an open intent's before-state was read before its first attempt, which a crash may have cut short after a
         # partial change: reading it again would record that partial change as the state undo restores
-        before = pending.before if pending is not None and pending.params == resolved.values else None
+        before = pending.before if pending is not None and pending.params == resolved.values \
+            and pending.actuator == head.actuator else None  # another actuator's before-state is not this one's
         intent = StepIntent.trusted(step=head.step, actuator=head.actuator, target=head.target, key=head.key,
                                     params=resolved.values, destructive=resolved.actuator.destructive,
                                     runbook=rb.id, clock=self.clock(),  # params: the validated model's JSON dump

@@ -55,12 +55,14 @@ def _actions(entries: list[TimelineEntry]) -> list[dict[str, Any]]:
         act = actions.setdefault(key or f"step {e.body.get('step')}", {
             "step": e.body.get("step"), "actuator": e.body.get("actuator"), "target": e.body.get("target"), "key": key,
             "attempts": []})
+        # the last entry's: a runbook edited under one version may run another actuator under a key (each attempt's)
+        act["actuator"] = e.body.get("actuator") or act["actuator"]
         if e.kind == EntryKind.STEP_INTENT:
             act["params"] = e.body.get("params")
-            act["attempts"].append({"intent_seq": e.seq, "intended_at": e.at})
+            act["attempts"].append({"intent_seq": e.seq, "intended_at": e.at, "actuator": act["actuator"]})
         else:
             if not act["attempts"] or "result_seq" in act["attempts"][-1]:
-                act["attempts"].append({})
+                act["attempts"].append({"actuator": act["actuator"]})
             last = act["attempts"][-1]
             last |= {"result_seq": e.seq, "finished_at": e.at, "status": e.body.get("status"),
                      "changed": e.body.get("changed"), "verified": e.body.get("verified"),
@@ -74,6 +76,14 @@ def _actions(entries: list[TimelineEntry]) -> list[dict[str, Any]]:
     for act in actions.values():
         act.setdefault("status", "no result recorded (in flight or lost)")
     return list(actions.values())
+
+
+def _actuators(action: Mapping[str, Any]) -> list[str]:
+    """A line naming each attempt's actuator when they differ (one step key run by another actuator), else none."""
+    names = [str(t.get("actuator")) for t in action["attempts"]]
+    if len(set(names)) < 2:
+        return []
+    return ["Attempts by actuator, in order: " + ", ".join(code(n) for n in names) + ".", ""]
 
 
 def _read_back(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -179,8 +189,8 @@ def render_markdown(pack: Mapping[str, Any]) -> str:
     for a in pack["actions"]:
         out += [f"### {cell(a['step'])}: {code(a['actuator'])} on {target(a['target'])} — {cell(a['status'])}", "",
                 f"Parameters: {code(orjson.dumps(a.get('params'), option=orjson.OPT_SORT_KEYS).decode(), json=True)}",
-                "",
-                "| intent seq | intended at | result seq | status | changed | verified | reads | settle ms | recovered "
+                "", *_actuators(a)]
+        out += ["| intent seq | intended at | result seq | status | changed | verified | reads | settle ms | recovered "
                 "| duration ms | intent→result ms | error |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for t in a["attempts"]:
             error = t.get("error") or (f"read-back: {t['verify_error']}" if t.get("verify_error") else None)

@@ -60,3 +60,21 @@ def test_a_step_whose_parameters_did_not_resolve_shows_no_target(tmp_path):
     md = render_markdown(_pack(tmp_path))
     assert "### isolate: `aws.ec2.isolate_instance` on – — failed" in md
     assert "`None`" not in md
+
+
+def test_an_attempt_under_another_actuator_is_listed_as_that_actuators(tmp_path):
+    """One step key intended by one actuator, then run by another (edited runbook): the pack names each, the last."""
+    rec = incident_timeline(tmp_path / "t.jsonl")
+    wipe = {**HEAD, "actuator": "aws.iam.delete_access_key", "key": "k2"}
+    rec.append("step.intent", {**HEAD, "key": "k2", "params": {"access_key_id": "AKIAEXAMPLE"}}, "inc-1")
+    rec.append("step.intent", {**wipe, "params": {"access_key_id": "AKIAEXAMPLE"}}, "inc-1")
+    rec.append("step.result", {**wipe, "status": "ok", "changed": True, "verified": True}, "inc-1")
+    rec.close()
+    entries = list(parse_lines((tmp_path / "t.jsonl").read_bytes().splitlines()))
+    pack = evidence_pack(entries, "inc-1", {"ok": True})
+    [act] = [a for a in pack["actions"] if a["key"] == "k2"]
+    assert act["actuator"] == "aws.iam.delete_access_key"
+    tried = ["aws.iam.deactivate_access_key", "aws.iam.delete_access_key"]
+    assert [a.get("actuator") for a in act["attempts"]] == tried
+    assert ("Attempts by actuator, in order: `aws.iam.deactivate_access_key`, `aws.iam.delete_access_key`."
+            in render_markdown(pack))

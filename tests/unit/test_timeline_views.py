@@ -233,3 +233,33 @@ def test_export_names_no_covering_checkpoint_when_one_writer_left_the_incident_u
     pack = orjson.loads(out.stdout)
     assert pack["entries"][-1]["body"] == {"key": "b2"}
     assert pack["covering_checkpoint"] is None
+
+
+def test_a_copy_of_a_writers_file_beside_it_shows_and_exports_each_entry_once(tmp_path):
+    """A directory holding a file and its copy (a backup): show and export list each of its entries once."""
+    rec = incident_timeline(tmp_path / "a.jsonl")
+    rec.close()
+    (tmp_path / "a.backup.jsonl").write_bytes((tmp_path / "a.jsonl").read_bytes())
+    shown = runner.invoke(app, ["timeline", "show", str(tmp_path), "--incident", "inc-1", "--json"])
+    seqs = [e["seq"] for e in orjson.loads(shown.stdout)["entries"]]
+    assert seqs == sorted(set(seqs)), seqs
+    out = runner.invoke(app, ["timeline", "export", str(tmp_path), "--incident", "inc-1", "--format", "json",
+                              "--public-key", PUBLIC])
+    pack = orjson.loads(out.stdout)
+    assert [len(a["attempts"]) for a in pack["actions"]] == [1]
+    assert len(pack["entries"]) == len({e["hash"] for e in pack["entries"]})
+
+
+def test_a_copy_edited_without_rehashing_is_shown_beside_the_original(tmp_path):
+    """Two copies of an entry that differ but state one hash (one edited): the merged view shows both, not one."""
+    rec = incident_timeline(tmp_path / "a.jsonl")
+    rec.close()
+    lines = (tmp_path / "a.jsonl").read_bytes().splitlines(keepends=True)
+    edited = [orjson.loads(line) for line in lines]
+    last = next(e for e in reversed(edited) if e.get("incident") == "inc-1")
+    last["body"] = {**last["body"], "edited": "mallory"}
+    (tmp_path / "b.copy.jsonl").write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in edited))
+    shown = runner.invoke(app, ["timeline", "show", str(tmp_path), "--incident", "inc-1", "--json"])
+    bodies = [e["body"] for e in orjson.loads(shown.stdout)["entries"] if e["hash"] == last["hash"]]
+    assert len(bodies) == 2, bodies
+    assert {"edited": "mallory"}.items() <= bodies[0].items() or {"edited": "mallory"}.items() <= bodies[1].items()
