@@ -118,7 +118,6 @@ class EngineState(DecidedSteps):
         self._done[result.key] = done_record({"incident": incident, "result": result, "params": params})
         if incident:
             self._done_of.setdefault(incident, {})[result.key] = None
-        if incident:
             self.unpark(incident, result.step)
             self.passed(incident, result.step, ok=result.ok)
             found = self.incidents.by_id.get(incident)
