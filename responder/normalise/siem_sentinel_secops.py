@@ -61,7 +61,7 @@ def _sentinel_event(item: dict[str, Any], subscription: Any) -> Event:
     user = next((_prop(e, "accountName") for e in entities if str(e.get("kind", "")).lower() == "account"), None)
     kind = _custom(p, "identitytype")
     aws_account = _aws_account(p)
-    caller = _caller_arn(p, user, kind)
+    caller = _caller_arn(p, user, kind, aws_account)
     # the record's hash when it names no text id (never "None"): also its incident's subject when it names no resource
     ident = given_id(text(item.get("name")), text(p.get("systemAlertId"))) or raw_id("sentinel", item)
     return make_event(
@@ -116,7 +116,7 @@ def _aws_account(p: dict[str, Any]) -> str | None:
     return None
 
 
-def _caller_arn(p: dict[str, Any], user: Any, user_type: Any) -> str | None:
+def _caller_arn(p: dict[str, Any], user: Any, user_type: Any, event_account: str | None) -> str | None:
     """The caller's ARN, which its access key and IAM user carry so the account guard sees the caller's account
     (a caller from another account into ours is not our namesake): a custom detail ending in `UserIdentityArn` when
     it agrees with the caller's 12-digit `UserIdentityAccountId` (and, for an IAMUser, ends in its name); else an
@@ -129,7 +129,7 @@ def _caller_arn(p: dict[str, Any], user: Any, user_type: Any) -> str | None:
     parts = given.split(":", 5) if given is not None and given.startswith("arn:") else []
     if len(parts) == 6:
         named = parts[4] if _AWS_ACCOUNT.fullmatch(parts[4]) else None
-        if account is not None and named is not None and named != account and account == _aws_account(p):
+        if account is not None and named is not None and named != account and account == event_account:
             account = named  # the two disagree: the one that is not the event's
         account = account or named
         if parts[4] == account and (name is None or parts[5].rsplit("/", 1)[-1] == name):
