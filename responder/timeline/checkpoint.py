@@ -19,6 +19,10 @@ from responder.timeline.chain import canonical_json
 CHECKPOINT_VERSION = 2
 """Since 2026-12-07 a checkpoint also signs its writer's cadence (`every`, `interval_ms`); version 1, without it,
 still verifies (its cadence is the verifier's setting)."""
+ACK_VERSION = 3
+"""A version-2 checkpoint that also signs an operator's acknowledgement of entries `verify` reports unproven
+(`timeline sign --force`, since 2026-12-07): who (`ack_by`) and which runs of seqs (`acknowledges`)."""
+ACK_BY_MAX = 200
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,36 @@ class Cadence:
         return cls(every, max(1, math.ceil(interval * 1000)) if interval * 1000 < most else most)
 
 
+@dataclass(frozen=True)
+class Ack:
+    """An operator's acknowledgement, signed in a version-3 checkpoint: `by` compared the runs of seqs
+    `segments` (first, last) that `verify` reports unproven with the archive or an anchor, and takes them as they are."""
+
+    by: str
+    segments: tuple[tuple[int, int], ...]
+
+    def fields(self) -> dict[str, Any]:
+        """What a checkpoint body and its signed statement carry."""
+        return {"ack_by": self.by, "acknowledges": [list(s) for s in self.segments]}
+
+
+def recorded_ack(body: Mapping[str, Any]) -> Ack | None:
+    """The acknowledgement a version-3 checkpoint body carries (None: another version, or malformed)."""
+    by, runs = body.get("ack_by"), body.get("acknowledges")
+    if body.get("v") != ACK_VERSION or type(by) is not str or not 0 < len(by) <= ACK_BY_MAX or type(runs) is not list:
+        return None
+    segments = []
+    for run in runs:
+        if type(run) is not list or len(run) != 2 or any(type(x) is not int or x < 0 for x in run) or run[0] > run[1]:
+            return None
+        segments.append((run[0], run[1]))
+    return Ack(by, tuple(segments))
+
+
 def recorded_cadence(body: Mapping[str, Any]) -> Cadence | None:
-    """The cadence a version-2 checkpoint body signs (None: version 1, or not whole numbers of at least 1)."""
+    """The cadence a version-2 (or 3) checkpoint body signs (None: version 1, or not whole numbers of at least 1)."""
     every, interval = body.get("every"), body.get("interval_ms")
-    if body.get("v") != 2 or type(every) is not int or type(interval) is not int or every < 1 or interval < 1:
+    if body.get("v") not in (CHECKPOINT_VERSION, ACK_VERSION) or type(every) is not int or type(interval) is not int or every < 1 or interval < 1:
         return None
     return Cadence(every, interval)
 
@@ -79,13 +109,14 @@ def load_public_key(text: str) -> Ed25519PublicKey:
     return Ed25519PublicKey.from_public_bytes(_decode32(text, "timeline verify key"))
 
 
-def statement(writer: str, covers: int, head: str, cadence: Cadence | None = None) -> bytes:
+def statement(writer: str, covers: int, head: str, cadence: Cadence | None = None, ack: Ack | None = None) -> bytes:
     """The exact bytes a checkpoint signs: who wrote the chain, up to which seq, its head hash and (version 2) the
-    cadence the writer keeps until its next checkpoint; version 1 without `cadence`."""
+    cadence the writer keeps until its next checkpoint; version 1 without `cadence`; version 3 with an `ack`."""
     if cadence is None:
         return canonical_json({"v": 1, "writer": writer, "covers": covers, "head": head})
-    return canonical_json({"v": 2, "writer": writer, "covers": covers, "head": head, "every": cadence.every,
-                           "interval_ms": cadence.interval_ms})
+    return canonical_json({"v": CHECKPOINT_VERSION if ack is None else ACK_VERSION, "writer": writer,
+                           "covers": covers, "head": head, "every": cadence.every, "interval_ms": cadence.interval_ms,
+                           **(ack.fields() if ack is not None else {})})
 
 
 class Signer:
@@ -105,14 +136,16 @@ class Signer:
         """Base64 Ed25519 signature of `data` (tabletop scorecards)."""
         return base64.b64encode(self._key.sign(data)).decode()
 
-    def body(self, writer: str, covers: int, head: str, cadence: Cadence | None = None) -> dict[str, Any]:
+    def body(self, writer: str, covers: int, head: str, cadence: Cadence | None = None,
+             ack: Ack | None = None) -> dict[str, Any]:
         """The body of a checkpoint entry that signs `head`, the hash of entry `covers`, and the writer's `cadence`
-        (version 2; without one, version 1 as written before 2026-12-07)."""
-        sig = base64.b64encode(self._key.sign(statement(writer, covers, head, cadence))).decode()
+        (version 2; without one, version 1 as written before 2026-12-07), and an operator's `ack` (version 3)."""
+        sig = base64.b64encode(self._key.sign(statement(writer, covers, head, cadence, ack))).decode()
         if cadence is None:
             return {"v": 1, "covers": covers, "head": head, "key_id": self.key_id, "sig": sig}
-        return {"v": CHECKPOINT_VERSION, "covers": covers, "head": head, "every": cadence.every,
-                "interval_ms": cadence.interval_ms, "key_id": self.key_id, "sig": sig}
+        return {"v": CHECKPOINT_VERSION if ack is None else ACK_VERSION, "covers": covers, "head": head,
+                "every": cadence.every, "interval_ms": cadence.interval_ms, **(ack.fields() if ack else {}),
+                "key_id": self.key_id, "sig": sig}
 
 
 class Checker:
@@ -145,18 +178,21 @@ class Checker:
 
     def problem(self, writer: str, seq: int, prev: str, body: Mapping[str, Any]) -> str | None:
         """Why this checkpoint entry does not hold (None when it does)."""
-        cadence = recorded_cadence(body)
-        if type(body.get("v")) is not int or body.get("v") not in (1, CHECKPOINT_VERSION):
+        cadence, ack = recorded_cadence(body), recorded_ack(body)
+        if type(body.get("v")) is not int or body.get("v") not in (1, CHECKPOINT_VERSION, ACK_VERSION):
             return f"checkpoint has unknown version {body.get('v')!r}"
-        if body.get("v") == CHECKPOINT_VERSION and cadence is None:
+        if body.get("v") != 1 and cadence is None:
             return "checkpoint's cadence (every, interval_ms) is not whole numbers of at least 1"
+        if body.get("v") == ACK_VERSION and ack is None:
+            return (f"checkpoint's acknowledgement (ack_by: 1 to {ACK_BY_MAX} characters, acknowledges: runs of "
+                    "[first, last] seqs) is malformed")
         if body.get("covers") != seq - 1 or body.get("head") != prev:
             return "checkpoint does not sign the entry before it"
         key = self._keys.get(str(body.get("key_id")))
         if key is None:
             return f"checkpoint signed by an untrusted key {body.get('key_id')!r}"
         try:
-            key.verify(base64.b64decode(str(body.get("sig", ""))), statement(writer, seq - 1, prev, cadence))
+            key.verify(base64.b64decode(str(body.get("sig", ""))), statement(writer, seq - 1, prev, cadence, ack))
         except (InvalidSignature, ValueError):
             return "checkpoint signature is invalid (the chain before it was rewritten or the checkpoint forged)"
         return None

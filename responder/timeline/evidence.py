@@ -157,6 +157,8 @@ def _verdict(v: Mapping[str, Any]) -> str:
             return f"NOT FULLY PROVEN (unsigned tail of two writers): {why}"
         case "unsigned_tail_not_offline":
             return f"NOT FULLY PROVEN (unsigned tail labelled offline): {why}"
+        case "signed_unproven_tail":
+            return f"NOT FULLY PROVEN (entries signed while unproven, not acknowledged): {why}"
         case "no_entries":
             return f"NOT PROVEN (no entries): {why}"
     return f"NOT VERIFIED at entry {v.get('first_bad_seq')}: {why}"

@@ -14,7 +14,7 @@ from typing import Any
 from responder.models.timeline import GENESIS_HASH, EntryKind, TimelineEntry
 from responder.settings import Settings
 from responder.timeline.chain import Sealer, parse_lines
-from responder.timeline.checkpoint import Cadence, Signer
+from responder.timeline.checkpoint import Ack, Cadence, Signer
 from responder.timeline.durable import DurableSink, GroupCommit
 from responder.timeline.resume import read_back, unsigned_run
 from responder.timeline.store import FileStore, TimelineStore
@@ -206,11 +206,12 @@ class Recorder(GroupCommit):
         """The cadence this recorder's checkpoints sign: the file's, carried forward (`offline`), else its own."""
         return self._carried or Cadence.of(self.checkpoint_every, self.checkpoint_interval)
 
-    def checkpoint(self) -> TimelineEntry | None:
-        """Append a signed checkpoint over the current head now (None without a signer or an empty chain)."""
+    def checkpoint(self, ack: Ack | None = None) -> TimelineEntry | None:
+        """Append a signed checkpoint over the current head now (None without a signer or an empty chain); with an
+        operator's `ack` (`timeline sign --force`), a version-3 one that signs it too."""
         if self.signer is None or self._next_seq == 0:
             return None
-        body = self.signer.body(self.writer, self._next_seq - 1, self._head, self.cadence())
+        body = self.signer.body(self.writer, self._next_seq - 1, self._head, self.cadence(), ack)
         self._since_checkpoint, self._owed = 0, False
         self._checkpoint_clock = self.clock()
         return self._seal(EntryKind.CHECKPOINT, dict(body), None)

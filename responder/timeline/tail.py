@@ -98,3 +98,14 @@ def tail_problem(tail: list[tuple[str, str, str, object]], first_seq: int,
                 f"({interval_ms / 1000:g} s), and is not the tail's last: a writer with the key would have "
                 "checkpointed")
     return None
+
+
+def segment_problem(tail: list[tuple[str, str, str, object]], first_seq: int, interval_ms: int, limit: int | None,
+                    entries: int) -> tuple[str, int, str] | None:
+    """What `verify` said of a run of `entries` entries a checkpoint has just signed, while it was the unsigned tail:
+    `tail_problem`'s verdict, or `unsigned_offline_tail` past the cadence `limit`; None: a live writer's."""
+    if limit is not None and entries > limit:
+        return "unsigned_offline_tail", first_seq + limit, (
+            f"{entries} entries after a checkpoint, more than the cadence ({limit}): within the allowance of an "
+            "offline command without the signing key, which verify cannot tell from a rewrite")
+    return tail_problem(tail, first_seq, interval_ms)

@@ -22,6 +22,21 @@ class OfflineRun:
 
 
 @dataclass
+class Flagged:
+    """Entries a checkpoint signed while `verify` would report them unproven (a start signs whatever tail it finds):
+    the run `first_seq`…`last_seq` before checkpoint `signed_by`, the tail verdict they had and why; unproven until a
+    signed acknowledgement (`timeline sign --force`, a version-3 checkpoint) names the run."""
+
+    verdict: str
+    first_seq: int
+    last_seq: int
+    signed_by: int
+    reason: str
+    acknowledged_by: int | None = None
+    ack_by: str | None = None
+
+
+@dataclass
 class Verification:
     """What a successful verification established."""
 
@@ -46,6 +61,13 @@ class Verification:
     """The checkpoint interval the last checkpoint signs (None: a version-1 checkpoint, or none checked)."""
     tail_problem: tuple[str, int, str] | None = None
     """Why the unsigned tail is no live writer's: verdict, first seq at fault, why (responder/timeline/tail.py)."""
+    flagged: list[Flagged] = field(default_factory=list)
+    """Runs a checkpoint signed that `verify` would have reported unproven, acknowledged or not."""
+
+    @property
+    def unacknowledged(self) -> list[Flagged]:
+        """The signed runs still unproven: no signed acknowledgement names them."""
+        return [f for f in self.flagged if f.acknowledged_by is None]
 
     @property
     def unsigned_offline(self) -> list[OfflineRun]:
@@ -59,7 +81,8 @@ class Verification:
         its cadence, unproven). Exit 4 (unproven): `chain_only` (no public key: links and hashes only), `no_entries`
         (a file cut to nothing looks the same), `unsigned_offline_tail` (an offline writer's unsigned entries pass the
         cadence), `unsigned_tail_past_interval`, `unsigned_tail_two_writers`, `unsigned_tail_not_offline` (entries
-        labelled offline that no offline command writes): responder/timeline/tail.py."""
+        labelled offline that no offline command writes): responder/timeline/tail.py; `signed_unproven_tail` (a
+        checkpoint signed a run of entries that had one of these verdicts, and no acknowledgement names it)."""
         if not self.signatures_checked:
             return "chain_only"
         if not self.entries:
@@ -68,6 +91,8 @@ class Verification:
             return "unsigned_offline_tail"
         if self.tail_problem is not None:
             return self.tail_problem[0]
+        if self.unacknowledged:
+            return "signed_unproven_tail"
         return "unsigned_tail" if self.unsigned_tail else "verified"
 
     @property
@@ -94,6 +119,7 @@ class Verification:
                 "unsigned_tail": self.unsigned_tail, "unproven_seqs": self.unproven_seqs, "cadence": self.cadence,
                 "interval_ms": self.interval_ms, "anchors_checked": self.anchors_checked,
                 "archived_entries": self.archived_entries, "offline_writers": [asdict(r) for r in self.offline],
+                "signed_unproven": [asdict(f) for f in self.flagged],
                 **({"reason": self.reason()} if self.verdict != "verified" else {})}
 
     def reason(self) -> str:
@@ -108,17 +134,33 @@ class Verification:
                  f"{signed}) are unproven: no checkpoint signs them" if tail else "")
         check = ("; deleting checkpoints and rewriting the entries they signed looks the same: "
                  "only the archive (--archive), the mirror or a later anchor (--anchor) tells them apart, and the next "
-                 "checkpoint (the service's start, `responder timeline sign`) signs them as they are")
+                 "checkpoint (the service's start, `responder timeline sign`) signs them as they are; one `verify` "
+                 "reports unproven stays so once signed, until acknowledged (`timeline sign --force`)")
         if verdict == "unsigned_offline_tail":
             runs = "; ".join(f"seq {r.first_seq}-{r.last_seq} by {r.writer}" for r in self.unsigned_offline)
             return (f"{after}, more than the cadence ({self.cadence}), within the allowance of an offline command "
-                    f"without the signing key ({runs}){check}")
+                    f"without the signing key ({runs}){check}{self._also()}")
         if verdict == "no_entries":
             return ("no entries: an empty file proves nothing, and a file cut to nothing looks the same; compare it "
                     "with the archive (--archive) or an anchor (--anchor)")
         if self.tail_problem is not None:
-            return f"{after}; {self.tail_problem[2]}{check}"
+            return f"{after}; {self.tail_problem[2]}{check}{self._also()}"
+        if verdict == "signed_unproven_tail":
+            return self._signed()
         within = (f"within the cadence ({self.cadence} entries"
                   f"{f', {self.interval_ms / 1000:g} s' if self.interval_ms else ''})" if self.cadence else
                   "no cadence checked")
         return f"{after} ({within}: a crash or an offline command without the key leaves such a tail){check}"
+
+    def _also(self) -> str:
+        """The signed runs still unproven, after the tail's own reason."""
+        left = self.unacknowledged
+        return f"; and {len(left)} signed run(s) are unproven too: {self._signed()}" if left else ""
+
+    def _signed(self) -> str:
+        runs = "; ".join(f"seq {f.first_seq}-{f.last_seq} ({f.verdict}: {f.reason}) signed by checkpoint seq "
+                         f"{f.signed_by}" for f in self.unacknowledged)
+        return (f"entries were signed that verify reported unproven: {runs}; a checkpoint (a service's start) signs "
+                "whatever tail it finds, so the signature proves nothing of them: compare them with the archive "
+                "(--archive) or an anchor (--anchor), then acknowledge them with `responder timeline sign --force "
+                "--by NAME`")

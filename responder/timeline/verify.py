@@ -13,9 +13,9 @@ import orjson
 
 from responder.errors import ChainBroken
 from responder.models.timeline import GENESIS_HASH, EntryKind
-from responder.timeline.checkpoint import Checker, recorded_cadence
-from responder.timeline.tail import OFFLINE_WRITER, offline_run, tail_problem
-from responder.timeline.verification import OfflineRun, Verification
+from responder.timeline.checkpoint import Checker, recorded_ack, recorded_cadence
+from responder.timeline.tail import OFFLINE_WRITER, offline_run, segment_problem, tail_problem
+from responder.timeline.verification import Flagged, OfflineRun, Verification
 
 FIELDS = frozenset(("seq", "writer", "at", "kind", "incident", "body", "prev", "hash"))
 _CHECKPOINT = EntryKind.CHECKPOINT.value
@@ -56,6 +56,7 @@ def verify_lines(
     interval_ms: int | None = None  # the interval the last checkpoint signs (version 2)
     tail: list[tuple[str, str, str, object]] = []  # after the last checkpoint, with a checker: `tail_problem`'s
     keep = tail.append
+    flagged: list[Flagged] = []  # runs a checkpoint signed that the tail rules call unproven
     for number, line in enumerate(lines, start=1):
         if not line or line.isspace():
             if strict:
@@ -107,17 +108,24 @@ def verify_lines(
                     break
                 r.signed_by = seq
             run = None
-            since_cp = 0
             checkpoints += 1
             last_cp = seq
             if checker is not None:
                 problem = checker.problem(w, seq, p, body)
                 if problem is not None:
                     raise ChainBroken(seq, problem)
+                if interval_ms is not None and tail:  # the run it signs, as `verify` judged it while unsigned
+                    if (bad := segment_problem(tail, seq - len(tail), interval_ms, limit, since_cp)) is not None:
+                        flagged.append(Flagged(bad[0], seq - len(tail), seq - 1, seq, bad[2]))
+                if (ack := recorded_ack(body)) is not None:
+                    for f in flagged:
+                        if f.acknowledged_by is None and (f.first_seq, f.last_seq) in ack.segments:
+                            f.acknowledged_by, f.ack_by = seq, ack.by
                 signed = recorded_cadence(body)  # what the writer keeps until its next checkpoint
                 limit, interval_ms = (signed.every, signed.interval_ms) if signed is not None else (
                     cadence, None)
                 tail.clear()
+            since_cp = 0
         if w != writer:  # recorded when the writer changes, and at the end
             if writer is not None:
                 last_by[writer] = (seq - 1, prev)
@@ -141,7 +149,7 @@ def verify_lines(
     return Verification(entries=seq, head=prev, checkpoints=checkpoints, signatures_checked=checker is not None,
                         last_checkpoint=last_cp, anchors_checked=sorted((anchors or {}).keys()), offline=runs,
                         past_cadence=limit is not None and since_cp > limit, writers=last_by, first_seqs=first_by,
-                        cadence=limit, interval_ms=interval_ms, tail_problem=judged)
+                        cadence=limit, interval_ms=interval_ms, tail_problem=judged, flagged=flagged)
 
 
 def verify_anchor_entry(line: bytes, checker: Checker | None) -> tuple[int, str]:

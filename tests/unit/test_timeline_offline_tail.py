@@ -108,15 +108,17 @@ def test_within_the_cadence_an_offline_tail_verifies_and_is_listed(tmp_path):
     assert "by offline writer offline:host:42:a1b2c3" in text.stdout
 
 
-def test_the_services_next_checkpoint_seals_an_offline_run_past_the_cadence(tmp_path):
-    """The service's next checkpoint after a restart seals an offline run past the cadence, and verify exits 0."""
+def test_the_services_next_checkpoint_seals_an_offline_run_past_the_cadence_but_leaves_it_unproven(tmp_path):
+    """A restart's checkpoint signs an offline run past the cadence; verify still exits 4 until it is acknowledged."""
     path = tmp_path / "t.jsonl"
     _past_cadence(path)
     _service(path, 3)
     code, body = _verify(path)
-    assert code == 0, body
+    assert (code, body["verdict"]) == (4, "signed_unproven_tail"), body  # before 2026-12-07: 0, verified
     first, second = body["offline_writers"]
     assert first["signed_by"] == second["signed_by"] == second["last_seq"] + 1  # checkpointed at once on resume
+    [run] = body["signed_unproven"]
+    assert (run["verdict"], run["signed_by"]) == ("unsigned_offline_tail", second["last_seq"] + 1)
 
 
 def test_timeline_sign_signs_an_offline_tail_and_verify_then_passes(tmp_path, monkeypatch):

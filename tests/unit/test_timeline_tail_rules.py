@@ -156,7 +156,7 @@ def test_an_offline_command_with_the_key_signs_the_files_cadence(tmp_path, monke
     _service_with_a_tail(path)
     monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
     offline = Recorder.offline(path, Settings())
-    offline.append("step.intent", {"step": "x"}, "inc-1")
+    offline.append("step.intent", {"step": "operator"}, "inc-1")
     offline.close()
     assert {(b["every"], b["interval_ms"]) for b in _checkpoints(path)} == {(3, 2000)}
     assert _verify(path)[0] == 0

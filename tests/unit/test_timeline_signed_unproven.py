@@ -1,0 +1,125 @@
+"""A tail `verify` reports unproven stays unproven once a start (or any checkpoint) signs it, until acknowledged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from responder.cli import app
+from tests.timeline_builders import (
+    PRIVATE,
+    TIMELINE_ENV,
+    Clock,
+    append_events,
+    docs_of,
+    rewritten_tail,
+    service_recorder,
+)
+from tests.timeline_builders import verify_json as _verify
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_env(monkeypatch):
+    """CLI defaults come from RESPONDER_* variables; tests start without any (the verifier's cadence: 1000)."""
+    for name in TIMELINE_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _restart(path: Path, writer: str = "svc:9") -> None:
+    """A service started with the key on the file: it checkpoints before its first entry, writes one, stops."""
+    clock = Clock()
+    clock.now += 10 * 86400
+    rec = service_recorder(path, clock, writer)
+    append_events(rec, clock, 1)
+    rec.close()
+
+
+def _sign(path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> object:
+    monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
+    out = runner.invoke(app, ["timeline", "sign", str(path), *extra])
+    monkeypatch.delenv("RESPONDER_TIMELINE_SIGNING_KEY")
+    return out
+
+
+@pytest.mark.parametrize(("label", "verdict"), [
+    (lambda k: "svc:1" if k % 2 == 0 else "svc:2", "unsigned_tail_two_writers"),
+    (lambda k: "svc:1", "unsigned_tail_past_interval"),
+    (lambda k: "offline:x", "unsigned_tail_not_offline"),
+], ids=["two-writers", "past-interval", "not-offline"])
+def test_a_start_signing_an_unproven_tail_leaves_it_unproven(tmp_path, label, verdict):
+    """The red-team hole: a service start signs a tail verify calls unproven; verify still exits 4 naming it."""
+    path = tmp_path / "t.jsonl"
+    rewritten_tail(path, label)
+    assert _verify(path)[1]["verdict"] == verdict
+    _restart(path)
+    code, body = _verify(path)
+    assert (code, body["verdict"]) == (4, "signed_unproven_tail"), body
+    [seg] = body["signed_unproven"]
+    assert (seg["verdict"], seg["first_seq"], seg["last_seq"], seg["acknowledged_by"]) == (verdict, 5, 20, None)
+    assert seg["signed_by"] == 21
+    assert "seq 5-20" in str(body["reason"]) and verdict in str(body["reason"])
+
+
+def test_a_crash_tail_signed_by_the_next_start_still_verifies(tmp_path):
+    """A crash's tail, one writer within its interval, signed by the next start: verified, exit 0, nothing flagged."""
+    path = tmp_path / "t.jsonl"
+    clock = Clock()
+    rec = service_recorder(path, clock)
+    append_events(rec, clock, 7)
+    rec.flush_sync()
+    rec.store.close()
+    _restart(path)
+    code, body = _verify(path)
+    assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
+
+
+def test_sign_force_acknowledges_a_signed_unproven_tail(tmp_path, monkeypatch):
+    """`timeline sign --force --by` after a start signed the tail: a signed acknowledgement; verify exits 0."""
+    path = tmp_path / "t.jsonl"
+    rewritten_tail(path, lambda k: "svc:1" if k % 2 == 0 else "svc:2")
+    _restart(path)
+    plain = _sign(path, monkeypatch)
+    assert plain.exit_code == 0, plain.output
+    assert "still unproven" in plain.stderr
+    assert _verify(path)[1]["verdict"] == "signed_unproven_tail"
+    out = _sign(path, monkeypatch, "--force", "--by", "alice", "--json")
+    assert out.exit_code == 0, out.output
+    assert orjson.loads(out.stdout)["overrode"] == "signed_unproven_tail"
+    last = docs_of(path)[-1]
+    assert (last["kind"], last["body"]["v"], last["body"]["ack_by"]) == ("checkpoint", 3, "alice")
+    assert last["body"]["acknowledges"] == [[5, 20]]
+    code, body = _verify(path)
+    assert (code, body["verdict"]) == (0, "verified"), body
+    [seg] = body["signed_unproven"]
+    assert (seg["acknowledged_by"], seg["ack_by"]) == (last["seq"], "alice")
+
+
+def test_sign_force_on_an_unproven_tail_signs_and_acknowledges_it_at_once(tmp_path, monkeypatch):
+    """`sign --force` over an unsigned unproven tail writes one version-3 checkpoint acknowledging that tail."""
+    path = tmp_path / "t.jsonl"
+    rewritten_tail(path, lambda k: "svc:1")
+    out = _sign(path, monkeypatch, "--force", "--by", "bob")
+    assert out.exit_code == 0, out.output
+    assert docs_of(path)[-1]["body"]["acknowledges"] == [[5, 20]]
+    code, body = _verify(path)
+    assert (code, body["verdict"]) == (0, "verified"), body
+    assert body["signed_unproven"][0]["verdict"] == "unsigned_tail_past_interval"
+
+
+def test_an_acknowledgement_forged_without_the_key_does_not_count(tmp_path):
+    """A v3 body written by someone without the key (an unsigned entry, or a checkpoint badly signed) acknowledges nothing."""
+    path = tmp_path / "t.jsonl"
+    rewritten_tail(path, lambda k: "svc:1" if k % 2 == 0 else "svc:2")
+    _restart(path)
+    from tests.timeline_builders import rehash
+    docs = docs_of(path)
+    cp = dict(docs[-1])
+    cp["body"] = {**cp["body"], "v": 3, "ack_by": "mallory", "acknowledges": [[5, 20]]}
+    path.write_bytes(rehash([*docs[:-1], cp]))
+    code, body = _verify(path)
+    assert code == 1, body
