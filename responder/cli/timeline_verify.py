@@ -122,10 +122,10 @@ def _verify_one(path: Path, public_key: str | None, archive: str | None, anchor:
     for run in result.unsigned_offline:
         console.print(plain(f"  unsigned: {run.entries} entries (seq {run.first_seq}-{run.last_seq}) by "
                                    f"offline writer {run.writer}"), markup=False)  # an unsigned entry's: anyone's
-    for run in result.flagged:  # acknowledged (an unacknowledged one makes the verdict unproven)
-        console.print(plain(f"  acknowledged: seq {run.first_seq}-{run.last_seq} ({run.verdict}, signed by checkpoint "
-                            f"seq {run.signed_by}) by {run.ack_by} at checkpoint seq {run.acknowledged_by}"),
-                      markup=False)
+    for flag in result.flagged:  # acknowledged (an unacknowledged one makes the verdict unproven)
+        console.print(plain(f"  acknowledged: seq {flag.first_seq}-{flag.last_seq} ({flag.verdict}, signed by "
+                            f"checkpoint seq {flag.signed_by}) by {flag.ack_by} at checkpoint seq "
+                            f"{flag.acknowledged_by}"), markup=False)
     if result.archived_entries is not None:
         console.print(f"  {result.archived_entries} entries match the archive {archive}")
     if result.anchors_checked:

@@ -41,8 +41,8 @@ class Cadence:
 
 @dataclass(frozen=True)
 class Ack:
-    """An operator's acknowledgement, signed in a version-3 checkpoint: `by` compared the runs of seqs
-    `segments` (first, last) that `verify` reports unproven with the archive or an anchor, and takes them as they are."""
+    """An operator's acknowledgement, signed in a version-3 checkpoint: `by` compared the runs of seqs `segments`
+    (first, last) that `verify` reports unproven with the archive or an anchor, and takes them as they are."""
 
     by: str
     segments: tuple[tuple[int, int], ...]
@@ -68,7 +68,8 @@ def recorded_ack(body: Mapping[str, Any]) -> Ack | None:
 def recorded_cadence(body: Mapping[str, Any]) -> Cadence | None:
     """The cadence a version-2 (or 3) checkpoint body signs (None: version 1, or not whole numbers of at least 1)."""
     every, interval = body.get("every"), body.get("interval_ms")
-    if body.get("v") not in (CHECKPOINT_VERSION, ACK_VERSION) or type(every) is not int or type(interval) is not int or every < 1 or interval < 1:
+    if body.get("v") not in (CHECKPOINT_VERSION, ACK_VERSION) or type(every) is not int \
+            or type(interval) is not int or every < 1 or interval < 1:
         return None
     return Cadence(every, interval)
 

@@ -146,7 +146,7 @@ class Verification:
         if self.tail_problem is not None:
             return f"{after}; {self.tail_problem[2]}{check}{self._also()}"
         if verdict == "signed_unproven_tail":
-            return self._signed()
+            return self._signed() + (f"; and {after}" if tail else "")
         within = (f"within the cadence ({self.cadence} entries"
                   f"{f', {self.interval_ms / 1000:g} s' if self.interval_ms else ''})" if self.cadence else
                   "no cadence checked")

@@ -114,9 +114,10 @@ def verify_lines(
                 problem = checker.problem(w, seq, p, body)
                 if problem is not None:
                     raise ChainBroken(seq, problem)
-                if interval_ms is not None and tail:  # the run it signs, as `verify` judged it while unsigned
-                    if (bad := segment_problem(tail, seq - len(tail), interval_ms, limit, since_cp)) is not None:
-                        flagged.append(Flagged(bad[0], seq - len(tail), seq - 1, seq, bad[2]))
+                # the run it signs, judged as `verify` judged it while it was the unsigned tail
+                if interval_ms is not None and tail and (
+                        bad := segment_problem(tail, seq - len(tail), interval_ms, limit, since_cp)) is not None:
+                    flagged.append(Flagged(bad[0], seq - len(tail), seq - 1, seq, bad[2]))
                 if (ack := recorded_ack(body)) is not None:
                     for f in flagged:
                         if f.acknowledged_by is None and (f.first_seq, f.last_seq) in ack.segments:

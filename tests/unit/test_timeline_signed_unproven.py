@@ -9,12 +9,15 @@ import pytest
 from typer.testing import CliRunner
 
 from responder.cli import app
+from responder.timeline.checkpoint import Ack
 from tests.timeline_builders import (
     PRIVATE,
+    PUBLIC,
     TIMELINE_ENV,
     Clock,
     append_events,
     docs_of,
+    rehash,
     rewritten_tail,
     service_recorder,
 )
@@ -62,7 +65,8 @@ def test_a_start_signing_an_unproven_tail_leaves_it_unproven(tmp_path, label, ve
     [seg] = body["signed_unproven"]
     assert (seg["verdict"], seg["first_seq"], seg["last_seq"], seg["acknowledged_by"]) == (verdict, 5, 20, None)
     assert seg["signed_by"] == 21
-    assert "seq 5-20" in str(body["reason"]) and verdict in str(body["reason"])
+    assert "seq 5-20" in str(body["reason"])
+    assert verdict in str(body["reason"])
 
 
 def test_a_crash_tail_signed_by_the_next_start_still_verifies(tmp_path):
@@ -111,15 +115,49 @@ def test_sign_force_on_an_unproven_tail_signs_and_acknowledges_it_at_once(tmp_pa
     assert body["signed_unproven"][0]["verdict"] == "unsigned_tail_past_interval"
 
 
-def test_an_acknowledgement_forged_without_the_key_does_not_count(tmp_path):
-    """A v3 body written by someone without the key (an unsigned entry, or a checkpoint badly signed) acknowledges nothing."""
+def test_an_acknowledgement_body_without_a_valid_signature_fails(tmp_path):
+    """A start's checkpoint rewritten as version 3 acknowledging the run, without the key: signature fails, exit 1."""
     path = tmp_path / "t.jsonl"
     rewritten_tail(path, lambda k: "svc:1" if k % 2 == 0 else "svc:2")
     _restart(path)
-    from tests.timeline_builders import rehash
     docs = docs_of(path)
-    cp = dict(docs[-1])
+    cp = next(d for d in docs if d["seq"] == 21)
     cp["body"] = {**cp["body"], "v": 3, "ack_by": "mallory", "acknowledges": [[5, 20]]}
-    path.write_bytes(rehash([*docs[:-1], cp]))
+    path.write_bytes(rehash(docs))
     code, body = _verify(path)
     assert code == 1, body
+    assert "checkpoint signature is invalid" in str(body["reason"])
+
+
+def test_a_signed_acknowledgement_of_other_runs_acknowledges_nothing_else(tmp_path):
+    """A version-3 checkpoint (valid key) naming a run other than the flagged one: the flagged run stays unproven."""
+    path = tmp_path / "t.jsonl"
+    rewritten_tail(path, lambda k: "svc:1" if k % 2 == 0 else "svc:2")
+    _restart(path)
+    rec = service_recorder(path, Clock(), "op")
+    rec.checkpoint(Ack("alice", ((5, 19), (6, 20))))
+    rec.close()
+    code, body = _verify(path)
+    assert (code, body["verdict"]) == (4, "signed_unproven_tail"), body
+    assert [(s["first_seq"], s["acknowledged_by"]) for s in body["signed_unproven"]] == [(5, None)]
+
+
+def test_verify_prints_an_acknowledged_run(tmp_path, monkeypatch):
+    """Text output after an acknowledgement: exit 0 and one line naming the run, its verdict and who acknowledged it."""
+    path = tmp_path / "t.jsonl"
+    rewritten_tail(path, lambda k: "svc:1")
+    assert _sign(path, monkeypatch, "--force", "--by", "carol").exit_code == 0
+    out = runner.invoke(app, ["timeline", "verify", str(path), "--public-key", PUBLIC])
+    assert out.exit_code == 0, out.output
+    assert "acknowledged: seq 5-20 (unsigned_tail_past_interval, signed by checkpoint seq 21) by carol" in out.stdout
+
+
+def test_sign_force_needs_a_name_of_at_most_200_characters(tmp_path, monkeypatch):
+    """`--by` of 201 characters: exit 3 naming the limit, nothing written."""
+    path = tmp_path / "t.jsonl"
+    rewritten_tail(path, lambda k: "svc:1")
+    before = path.read_bytes()
+    out = _sign(path, monkeypatch, "--force", "--by", "x" * 201)
+    assert out.exit_code == 3, out.output
+    assert "--by must be 1 to 200 characters" in out.stderr
+    assert path.read_bytes() == before
