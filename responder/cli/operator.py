@@ -80,7 +80,8 @@ def refuse_past_cadence(recorder: Recorder, path: Path) -> None:
                           f"checkpoint, more than the cadence ({recorder.tail_cadence}), and "
                           "RESPONDER_TIMELINE_SIGNING_KEY is not set here: check them against the archive or an "
                           f"anchor, then sign them with `responder timeline sign --force {path}` where the key is set "
-                          "(or start the service, which signs them at once, and use --via kafka); nothing was written")
+                          "(starting the service signs them too, but `verify` reports them unproven until that "
+                          "acknowledges them); nothing was written")
 
 
 def decision_ttl(settings: Settings) -> float:

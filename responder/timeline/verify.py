@@ -114,15 +114,18 @@ def verify_lines(
                 problem = checker.problem(w, seq, p, body)
                 if problem is not None:
                     raise ChainBroken(seq, problem)
-                # the run it signs, judged as `verify` judged it while it was the unsigned tail
-                if interval_ms is not None and tail and (
-                        bad := segment_problem(tail, seq - len(tail), interval_ms, limit, since_cp)) is not None:
+                signed = recorded_cadence(body)  # what the writer keeps until its next checkpoint
+                # the run it signs, judged as `verify` judged it while it was the unsigned tail; the file's first run
+                # (before any checkpoint) by the interval its first checkpoint signs: a whole file forged and then
+                # signed by a start must not pass where a live writer's first run would not
+                judge = interval_ms if checkpoints > 1 else signed.interval_ms if signed is not None else None
+                if judge is not None and tail and (bad := segment_problem(
+                        tail, seq - len(tail), judge, limit if checkpoints > 1 else None, since_cp)) is not None:
                     flagged.append(Flagged(bad[0], seq - len(tail), seq - 1, seq, bad[2]))
                 if (ack := recorded_ack(body)) is not None:
                     for f in flagged:
                         if f.acknowledged_by is None and (f.first_seq, f.last_seq) in ack.segments:
                             f.acknowledged_by, f.ack_by = seq, ack.by
-                signed = recorded_cadence(body)  # what the writer keeps until its next checkpoint
                 limit, interval_ms = (signed.every, signed.interval_ms) if signed is not None else (
                     cadence, None)
                 tail.clear()

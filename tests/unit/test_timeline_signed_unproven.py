@@ -16,6 +16,7 @@ from tests.timeline_builders import (
     TIMELINE_ENV,
     Clock,
     append_events,
+    crash,
     docs_of,
     rehash,
     rewritten_tail,
@@ -161,3 +162,43 @@ def test_sign_force_needs_a_name_of_at_most_200_characters(tmp_path, monkeypatch
     assert out.exit_code == 3, out.output
     assert "--by must be 1 to 200 characters" in out.stderr
     assert path.read_bytes() == before
+
+
+def test_a_whole_file_forged_without_checkpoints_stays_unproven_after_a_start(tmp_path):
+    """A file replaced by a forged chain of two writers, no checkpoint, then a keyed start: exit 4, not verified."""
+    path = tmp_path / "t.jsonl"
+    rewritten_tail(path, lambda k: "svc:1" if k % 2 == 0 else "svc:2")
+    path.write_bytes(rehash([d for d in docs_of(path) if d["kind"] != "checkpoint"]))
+    assert _verify(path)[0] == 1  # no signed checkpoint
+    _restart(path)
+    code, body = _verify(path)
+    assert (code, body["verdict"]) == (4, "signed_unproven_tail"), body
+    [seg] = body["signed_unproven"]
+    assert (seg["verdict"], seg["first_seq"], seg["last_seq"]) == ("unsigned_tail_two_writers", 0, 19)
+
+
+def test_a_new_services_first_run_signed_by_its_first_checkpoint_verifies(tmp_path):
+    """A service's first entries, signed by its first checkpoint (or a restart's after a crash): verified, exit 0."""
+    path = tmp_path / "t.jsonl"
+    clock = Clock()
+    rec = service_recorder(path, clock, every=5)
+    append_events(rec, clock, 3)
+    crash(rec)
+    _restart(path)
+    code, body = _verify(path)
+    assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
+
+
+@pytest.mark.parametrize("field", ["ack_by", "acknowledges"])
+def test_an_acknowledgements_fields_are_signed(tmp_path, monkeypatch, field):
+    """A genuine version-3 checkpoint whose ack_by or acknowledges is edited and rehashed: signature fails, exit 1."""
+    path = tmp_path / "t.jsonl"
+    rewritten_tail(path, lambda k: "svc:1" if k % 2 == 0 else "svc:2")
+    _restart(path)
+    assert _sign(path, monkeypatch, "--force", "--by", "alice").exit_code == 0
+    docs = docs_of(path)
+    docs[-1]["body"][field] = "mallory" if field == "ack_by" else [[5, 20], [0, 4]]
+    path.write_bytes(rehash(docs))
+    code, body = _verify(path)
+    assert code == 1, body
+    assert "checkpoint signature is invalid" in str(body["reason"])
