@@ -202,3 +202,27 @@ def test_an_acknowledgements_fields_are_signed(tmp_path, monkeypatch, field):
     code, body = _verify(path)
     assert code == 1, body
     assert "checkpoint signature is invalid" in str(body["reason"])
+
+
+def test_the_one_writer_fast_path_agrees_with_the_entry_by_entry_rules(monkeypatch):
+    """Random one-writer runs (recorder times, other offsets, unreadable ones): the fast path never hides a verdict."""
+    import random
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from responder.timeline import tail as rules
+
+    rng = random.Random(7)
+    start = datetime(2027, 1, 15, 8, tzinfo=UTC)
+    forms = [lambda t: t.isoformat(timespec="microseconds"), lambda t: t.isoformat(),
+             lambda t: t.astimezone(timezone(timedelta(hours=-5))).isoformat(timespec="microseconds"),
+             lambda t: "not a time", lambda t: t.isoformat(timespec="microseconds").replace("T", " ")]
+    runs = []
+    for _ in range(400):
+        times = [start + timedelta(seconds=rng.choice([0.0, 1.5, 19.9, 20.0, 20.1, 300.0]) * rng.random())
+                 for _ in range(rng.randint(1, 6))]
+        runs.append([("svc:1", rng.choice(forms[:1] * 6 + forms)(t), "event.received", None) for t in times])
+    fast = [rules.tail_problem(run, 0, 10_000) for run in runs]
+    monkeypatch.setattr(rules, "_plainly_live", lambda *_: False)
+    assert fast == [rules.tail_problem(run, 0, 10_000) for run in runs]
+    assert any(f is not None for f in fast)
+    assert any(f is None for f in fast)
