@@ -60,4 +60,3 @@ class ApprovalDecision(BaseModel):
     def expired(self, now: datetime) -> bool:
         """Whether the decision is too old to act on."""
         return now >= self.expires_at
-
