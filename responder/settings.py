@@ -146,8 +146,7 @@ class Settings(SourcedSettings, KafkaSettings):
                     "models.rollback|switch|quarantine); unset = every operator request is refused")
     approval_keys: dict[str, SecretStr] = Field(
         default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate. '
-                                          "No secret of another key ring (event_signing_keys, intake_sources, "
-                                          "notify_keys) and no id of event_signing_keys: exit 3 (docs/security.md)")
+                                          "No secret of another key ring, no id of event_signing_keys: exit 3")
     approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")
     approval_decision_ttl: float = Field(
         default=900.0, gt=0, description="seconds a decision or operator request sent by the CLI stays valid; at "
@@ -189,7 +188,7 @@ class Settings(SourcedSettings, KafkaSettings):
     intake_topic: str = Field(default="security.alerts", description="topic the intake produces to")
     intake_sources: dict[str, IntakeSource] = Field(
         default_factory=dict, description='source → {"auth": ..., "keys": {...}}; a source without auth is refused; '
-                                          "no secret of approval_keys, event_signing_keys or notify_keys (exit 3)")
+                                          "no secret of another key ring (exit 3)")
     intake_signing_key_id: str | None = Field(
         default=None, description="event_signing_keys id the intake signs produced records with")
     intake_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
@@ -225,24 +224,15 @@ class Settings(SourcedSettings, KafkaSettings):
         return below_group_timeouts(timeout, info, "an AWS call")
 
     @model_validator(mode="after")
-    def _group_timeouts_above_the_fixed_bounds(self) -> Settings:
+    def _settings_agree(self) -> Settings:
         """In fleet mode a rebalance timeout or poll interval not above the largest fixed bound (a transaction's
-        commit, a dead letter's resends…) moves a partition while the replica still waits on it: one line each,
-        exit 3."""
-        fields = type(self).model_fields
-        problems = [problem(name, fields[name], getattr(self, name), why)
-                    for name, why in self.group_timeouts_too_short()]
-        if problems:
-            raise SettingsInvalid(problems)
-        return self
-
-    @model_validator(mode="after")
-    def _one_secret_one_role(self) -> Settings:
-        """A secret in two key rings, or a key id in both rings a record's header names, lets one role sign as another
-        (or confuses them): one line each naming both settings and the key ids, never a secret, exit 3."""
-        found = shared_keys(self.approval_keys, self.event_signing_keys, self.notify_keys, self.intake_sources)
-        fields = type(self).model_fields
+        commit, a dead letter's resends…) moves a partition while the replica still waits on it; a secret in two key
+        rings, or an id in both rings a record's header names, lets one role sign as another (settings_keys.py): one
+        line each, never a secret, exit 3."""
+        found = [*self.group_timeouts_too_short(),
+                 *shared_keys(self.approval_keys, self.event_signing_keys, self.notify_keys, self.intake_sources)]
         if found:
+            fields = type(self).model_fields
             raise SettingsInvalid([problem(name, fields[name], getattr(self, name), why) for name, why in found])
         return self
 

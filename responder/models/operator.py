@@ -51,8 +51,13 @@ class OperatorRequest(BaseModel):
     @field_validator("args")
     @classmethod
     def _args_bounded(cls, args: dict[str, JsonValue]) -> dict[str, JsonValue]:
-        """At most `ARGS_MAX_BYTES` as JSON."""
-        if (size := len(orjson.dumps(args))) > ARGS_MAX_BYTES:
+        """At most `ARGS_MAX_BYTES` as JSON; args JSON reads but orjson cannot write (an int beyond 64 bits) are
+        malformed too (a ValueError, which pydantic reports; orjson's TypeError would escape the model)."""
+        try:
+            size = len(orjson.dumps(args))
+        except TypeError as exc:  # orjson.JSONEncodeError is one
+            raise ValueError("args cannot be written as JSON") from exc
+        if size > ARGS_MAX_BYTES:
             raise ValueError(f"{size} bytes as JSON, more than {ARGS_MAX_BYTES}")
         return args
 

@@ -16,10 +16,11 @@ NAME_MAX = 2 * STEP_ID_MAX + 1
 """Most characters of the incident or step a decision names: incident ids are 20, a step is a runbook's, or an
 escalation step parked as `<escalation id>.<failed step id>`. A longer one is refused as malformed, never cut
 (since 2026-12-07; before, both were unbounded, and recorded in full when the decision was refused)."""
-SIGNED_MAX_BYTES = 16 * 1024
-"""Most bytes of a decision's or an operator request's record value (a decision's canonical bytes take under 10 KiB
-even with its longest `by` and `reason`): a larger one is refused as malformed before it is read, its signature
-checked first so the refusal says whether a key signed it (since 2026-12-07)."""
+SIGNED_MAX_BYTES = 64 * 1024
+"""Most bytes of a decision's or an operator request's record value: a larger one is refused as malformed before it
+is read, its signature checked first so the refusal says whether a key signed it (since 2026-12-07). Every value the
+fields' limits accept fits however its producer escapes it: a decision at every limit, each character a `\\uXXXX`
+escape (12 bytes for an emoji), takes about 33 KB; as the CLI writes it, at most about 14 KB."""
 
 
 def too_large(value: bytes) -> str | None:

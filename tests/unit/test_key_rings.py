@@ -3,6 +3,7 @@ key id shared by the two rings a record's `responder-key-id` names (events and a
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -87,3 +88,40 @@ def test_the_cli_refuses_a_shared_key_in_one_line_with_exit_3(monkeypatch):
     assert "event_signing_keys" in line
     assert "'k1'" in line
     assert SHARED not in result.output
+
+
+def test_two_intake_sources_sharing_a_secret_load():
+    """Two SIEM sources given one secret load: both are the intake's one role, each source trying its own keys."""
+    settings = Settings(intake_sources={"splunk": {"auth": "url-token", "keys": {"k1": SHARED}},
+                                        "datadog": {"auth": "bearer", "keys": {"k2": SHARED}}})
+    assert sorted(settings.intake_sources) == ["datadog", "splunk"]
+
+
+def test_a_notify_secret_that_signs_events_too_is_refused():
+    """A notification receiver holding an event signing secret could sign records that act: refused, naming both."""
+    [line] = _refused(event_signing_keys={"e1": SHARED}, notify_keys={"pager": SHARED})
+    assert line.startswith("RESPONDER_EVENT_SIGNING_KEYS=<hidden>: key 'e1'")
+    assert "notify_keys key 'pager'" in line
+
+
+def test_a_whsec_intake_key_decoding_to_the_approval_secret_is_refused_naming_the_source():
+    """`whsec_<base64 of the approval secret>` is the approval key's bytes once the intake decodes it: refused."""
+    whsec = "whsec_" + base64.b64encode(SHARED.encode()).decode()
+    [line] = _refused(approval_keys={"a1": SHARED},
+                      intake_sources={"hooks": {"auth": "standard-webhooks", "keys": {"k1": whsec}}})
+    assert line.startswith("RESPONDER_APPROVAL_KEYS=<hidden>: key 'a1'")
+    assert "intake_sources.hooks.keys key 'k1'" in line
+    assert whsec not in line
+
+
+def test_a_secret_hmac_reads_as_another_is_refused():
+    """A secret that differs from another only by trailing zero bytes is the same HMAC key: refused like it."""
+    [line] = _refused(approval_keys={"a1": SHARED}, event_signing_keys={"e1": SHARED + "\x00"})
+    assert "event_signing_keys key 'e1'" in line
+
+
+def test_an_intake_secret_a_notification_receiver_holds_is_refused_naming_the_source():
+    """When the stronger key is an intake source's, the line names the source, not only the key id (k1 in each)."""
+    [line] = _refused(intake_sources={"splunk": {"auth": "url-token", "keys": {"k1": SHARED}}},
+                      notify_keys={"pager": SHARED})
+    assert line.startswith("RESPONDER_INTAKE_SOURCES=<hidden>: intake_sources.splunk.keys key 'k1'")

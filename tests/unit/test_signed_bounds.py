@@ -3,16 +3,22 @@ megabyte timeline entries through its incident, step or args, nor through a valu
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from typer.testing import CliRunner
 
 from responder.actuators import registry
 from responder.auth import signed_headers
 from responder.catalog import check_directory
+from responder.cli import app
 from responder.engine.operator import OPERATOR_REJECTED
 from responder.fleet import FleetState
-from responder.models.signed import NAME_MAX, SIGNED_MAX_BYTES, STEP_ID_MAX
+from responder.models.approval import ApprovalDecision
+from responder.models.operator import ARGS_MAX_BYTES, OperatorRequest
+from responder.models.signed import NAME_MAX, SIGNED_MAX_BYTES, STEP_ID_MAX, too_large
 from responder.timeline import Recorder
 from tests.kit import SECRET, WIPE, Kit, decision, make_kit
 from tests.operator_kit import SECRET as OPERATOR_SECRET
@@ -155,3 +161,71 @@ def test_a_runbook_step_id_longer_than_a_decision_may_name_is_refused_at_load(tm
     assert error.line == 5
     assert f"at most {STEP_ID_MAX} characters" in str(error)
     assert NAME_MAX >= 2 * STEP_ID_MAX + 1  # `<escalation id>.<failed step id>`, the longest step a decision names
+
+
+async def test_a_signed_request_whose_args_hold_an_integer_over_64_bits_is_refused_and_recorded():
+    """Args with an int JSON cannot hold in 64 bits are refused as malformed and recorded, not a crash of handle()."""
+    op = await channel_operator()
+    value = _request(args={"step": "wipe", "n": 12345})[0].replace(b'"n":12345', b'"n":18446744073709551616')
+    [(_, key_id), (_, signature)] = signed_headers("ops", OPERATOR_SECRET, value)
+    assert await op.handle(value, key_id.decode(), signature.decode()) is None
+    await op.recorder.flush()
+    [rejected] = [e.body for e in op.recorder.entries() if e.kind == OPERATOR_REJECTED]
+    assert rejected["reason"] == "not an operator request: args: Value error, args cannot be written as JSON"
+    assert rejected["key_id"] == "ops"
+
+
+def _escaped(value: object) -> bytes:
+    """`value` as JSON, every character of every string a `\\uXXXX` escape (a pair past the BMP): the longest form."""
+    if isinstance(value, str):
+        units = value.encode("utf-16-be")
+        return b'"' + b"".join(b"\\u%02x%02x" % (units[i], units[i + 1]) for i in range(0, len(units), 2)) + b'"'
+    if isinstance(value, dict):
+        return b"{" + b",".join(_escaped(k) + b":" + _escaped(v) for k, v in value.items()) + b"}"
+    return orjson.dumps(value)
+
+
+def test_a_decision_at_every_field_limit_fits_the_cap_however_its_producer_escapes_it():
+    """A decision the model accepts, emoji at every limit, fits SIGNED_MAX_BYTES as json.dumps or in \\u escapes."""
+    now = datetime.now(UTC)
+    d = ApprovalDecision(incident="\U0001F6A8" * NAME_MAX, step="\U0001F6A8" * NAME_MAX, decision="approve",
+                         by="\U0001F464" * 200, reason="\U0001F6A8" * 2000, digest="0" * 64, issued_at=now,
+                         expires_at=now + timedelta(minutes=10), request_id="0" * 32)
+    body = d.model_dump(mode="json", exclude_none=True)
+    for value in (json.dumps(body, sort_keys=True).encode(), _escaped(body)):
+        assert too_large(value) is None, len(value)
+        assert ApprovalDecision.model_validate_json(value) == d
+
+
+def test_an_operator_request_at_every_field_limit_fits_the_cap_however_its_producer_escapes_it():
+    """An operator request with 4 KiB of args and emoji `by` and incident fits SIGNED_MAX_BYTES in \\u escapes."""
+    now = datetime.now(UTC)
+    r = OperatorRequest(id="0" * 32, action="undo", by="\U0001F464" * 200, incident="\U0001F6A8" * 200,
+                        args={"step": "s" * (ARGS_MAX_BYTES - 12)}, issued_at=now,
+                        expires_at=now + timedelta(minutes=10))
+    value = _escaped(r.model_dump(mode="json"))
+    assert too_large(value) is None, len(value)
+    assert OperatorRequest.model_validate_json(value) == r
+
+
+def test_a_kafka_operator_command_whose_args_are_over_the_cap_exits_3_naming_the_field(monkeypatch):
+    """`models quarantine --via kafka` with a 5,000-character reason is one line naming args, exit 3, no traceback."""
+    for name, value in (("KAFKA_BOOTSTRAP", "127.0.0.1:1"), ("APPROVAL_KEYS", '{"ops": "s"}'),
+                        ("APPROVAL_KEY_ID", "ops"), ("OPERATOR_UNVERIFIED_REPLIES", "true")):
+        monkeypatch.setenv(f"RESPONDER_{name}", value)
+    result = CliRunner().invoke(app, ["models", "quarantine", "fraud", "v1", "--reason", "x" * 5000, "--via", "kafka"])
+    assert result.exit_code == 3, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "args: Value error, 5044 bytes as JSON, more than 4096" in line
+
+
+def test_approve_naming_a_step_over_the_cap_exits_3_naming_the_field(monkeypatch, tmp_path):
+    """`responder approve` for a 300-character step is one line naming step, exit 3, no pydantic traceback."""
+    monkeypatch.setenv("RESPONDER_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.setenv("RESPONDER_APPROVAL_KEYS", '{"k1": "s"}')
+    monkeypatch.setattr("responder.cli.approvals.resolve", lambda *_: ("inc1", "0" * 64, None, None))  # no Kafka read
+    result = CliRunner().invoke(app, ["approve", "inc1", "s" * 300, "--by", "alice", "--digest", "0" * 64,
+                                      "--timeline", str(tmp_path / "none.jsonl")])
+    assert result.exit_code == 3, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert "step: String should have at most 201 characters" in line
