@@ -10,6 +10,7 @@ from responder.engine.approvals import decision_id
 from responder.engine.executor import Engine
 from responder.engine.partitions import Partitions
 from responder.models.approval import ApprovalDecision
+from responder.models.signed import too_large
 
 log = structlog.get_logger(__name__)
 
@@ -41,10 +42,12 @@ class HeldDecisions:
             await self._decide(value, key_id, signature, replayed=replayed)
 
     async def _decide(self, value: bytes, key_id: str | None, signature: str | None, *, replayed: bool) -> None:
-        try:
-            decision = ApprovalDecision.model_validate_json(value)
+        try:  # one too large (never held: 10,000 of them would be gigabytes) is not read
+            decision = None if too_large(value) else ApprovalDecision.model_validate_json(value)
         except ValidationError:
-            await self.engine.decide(value, key_id, signature)  # refused and recorded as malformed
+            decision = None
+        if decision is None:  # refused and recorded as malformed (naming no incident: by every member, as read)
+            await self.engine.decide(value, key_id, signature)
             return
         if self.engine.state.used(decision.incident, decision_id(value)):
             log.info("approval_already_applied", incident=decision.incident, step=decision.step)  # recorded then

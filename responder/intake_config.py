@@ -7,10 +7,13 @@ against them.
 
 from __future__ import annotations
 
+import base64
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+WHSEC = "whsec_"
+"""The prefix of a key given as base64 (Standard Webhooks' form): the key is the bytes it decodes to."""
 IntakeAuth = Literal["standard-webhooks", "bearer", "url-token", "open"]
 
 
@@ -26,3 +29,11 @@ class IntakeSource(BaseModel):
     topic: str | None = Field(default=None, description="topic to produce to; unset = intake_topic")
     rate_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second")
     burst: int = Field(default=100, ge=1, description="requests allowed at once above the rate")
+
+
+def key_bytes(secret: str) -> bytes:
+    """The bytes an intake source's key stands for: a `whsec_<base64>` key decoded (binascii.Error when it is not
+    base64), any other key its UTF-8 text."""
+    if secret.startswith(WHSEC):
+        return base64.b64decode(secret.removeprefix(WHSEC), validate=True)
+    return secret.encode()

@@ -17,6 +17,7 @@ from pydantic_settings import SettingsConfigDict
 from responder.intake_config import IntakeSource
 from responder.settings_errors import SettingsInvalid, describe, problem
 from responder.settings_kafka import KafkaSettings, below_group_timeouts
+from responder.settings_keys import shared_keys
 from responder.settings_sources import SourcedSettings
 
 OperatorCommand = Literal["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch",
@@ -91,8 +92,8 @@ class Settings(SourcedSettings, KafkaSettings):
                                           "disabling or re-policing them")
 
     notify_keys: dict[str, SecretStr] = Field(
-        default_factory=dict, description="HMAC secrets by key id for notify.webhook / notify.kafka signatures"
-    )
+        default_factory=dict, description="HMAC secrets by key id for notify.webhook / notify.kafka signatures (no "
+                                          "secret of another key ring: exit 3)")
     model_registry: str = Field(
         default=".responder/models", description="model registry: a directory, s3://BUCKET/PREFIX or sagemaker+s3://…"
     )
@@ -144,7 +145,8 @@ class Settings(SourcedSettings, KafkaSettings):
         description="approval key id → the operator requests it may send (undo, undo.force, undo.destructive, "
                     "models.rollback|switch|quarantine); unset = every operator request is refused")
     approval_keys: dict[str, SecretStr] = Field(
-        default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate')
+        default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate. '
+                                          "No secret of another key ring, no id of event_signing_keys: exit 3")
     approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")
     approval_decision_ttl: float = Field(
         default=900.0, gt=0, description="seconds a decision or operator request sent by the CLI stays valid; at "
@@ -168,8 +170,8 @@ class Settings(SourcedSettings, KafkaSettings):
                     'Findings Imported V2); other topics: by shape',
     )
     event_signing_keys: dict[str, SecretStr] = Field(
-        default_factory=dict, description="HMAC key id → secret for signed records; several at once for rotation"
-    )
+        default_factory=dict, description="HMAC key id → secret for signed records; several at once for rotation. No "
+                                          "secret of another key ring and no id of approval_keys: exit 3")
     event_signing_key_sources: dict[str, list[str]] = Field(
         default_factory=dict, description="key id → event sources (globs) it may sign; a key not listed signs any")
     require_signature: list[str] = Field(
@@ -185,7 +187,8 @@ class Settings(SourcedSettings, KafkaSettings):
     intake_port: int = Field(default=8080, ge=0, le=65535, description="port `responder intake` listens on")
     intake_topic: str = Field(default="security.alerts", description="topic the intake produces to")
     intake_sources: dict[str, IntakeSource] = Field(
-        default_factory=dict, description='source → {"auth": ..., "keys": {...}}; a source without auth is refused')
+        default_factory=dict, description='source → {"auth": ..., "keys": {...}}; a source without auth is refused; '
+                                          "no secret of another key ring (exit 3)")
     intake_signing_key_id: str | None = Field(
         default=None, description="event_signing_keys id the intake signs produced records with")
     intake_max_body_bytes: int = Field(default=1024 * 1024, ge=1024, description="larger bodies get 413")
@@ -221,15 +224,16 @@ class Settings(SourcedSettings, KafkaSettings):
         return below_group_timeouts(timeout, info, "an AWS call")
 
     @model_validator(mode="after")
-    def _group_timeouts_above_the_fixed_bounds(self) -> Settings:
+    def _settings_agree(self) -> Settings:
         """In fleet mode a rebalance timeout or poll interval not above the largest fixed bound (a transaction's
-        commit, a dead letter's resends…) moves a partition while the replica still waits on it: one line each,
-        exit 3."""
-        fields = type(self).model_fields
-        problems = [problem(name, fields[name], getattr(self, name), why)
-                    for name, why in self.group_timeouts_too_short()]
-        if problems:
-            raise SettingsInvalid(problems)
+        commit, a dead letter's resends…) moves a partition while the replica still waits on it; a secret in two key
+        rings, or an id in both rings a record's header names, lets one role sign as another (settings_keys.py): one
+        line each, never a secret, exit 3."""
+        found = [*self.group_timeouts_too_short(),
+                 *shared_keys(self.approval_keys, self.event_signing_keys, self.notify_keys, self.intake_sources)]
+        if found:
+            fields = type(self).model_fields
+            raise SettingsInvalid([problem(name, fields[name], getattr(self, name), why) for name, why in found])
         return self
 
     @field_validator("model_refuse_legacy_signatures")

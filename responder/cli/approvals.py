@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from responder.cli.operator import decision_ttl
 from responder.cli.options import JsonOpt, TimelineOpt
@@ -17,6 +18,7 @@ from responder.cli.plans import resolve
 from responder.errors import ConfigError
 from responder.escapes import plain
 from responder.models.approval import ApprovalDecision
+from responder.models.signed import first_problem
 from responder.settings import Settings
 
 By = Annotated[str, typer.Option("--by", help="who decides (must be a listed approver, if the step lists any)")]
@@ -50,9 +52,13 @@ def _send(verdict: str, incident: str, step: str, by: str, reason: str, digest: 
     now = datetime.now(UTC)
     incident, digest, request, request_id = resolve(settings, incident, step, timeline or settings.timeline_path,
                                                     digest, now)
-    decision = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,
-                                reason=reason, digest=digest, issued_at=now, request_id=request_id,
-                                expires_at=now + timedelta(seconds=ttl))
+    try:
+        decision = ApprovalDecision(incident=incident, step=step, decision=verdict, by=by,
+                                    reason=reason, digest=digest, issued_at=now, request_id=request_id,
+                                    expires_at=now + timedelta(seconds=ttl))
+    except ValidationError as exc:  # a step over NAME_MAX, a `by` or reason too long: the service would refuse it
+        print_error(f"not a decision: {first_problem(exc, ApprovalDecision)}")
+        raise typer.Exit(EXIT_CONFIG) from None
     secret = settings.approval_keys[key_id].get_secret_value().encode()
     try:
         asyncio.run(send_decision(settings.kafka_bootstrap, settings.approvals_topic, decision, key_id, secret,

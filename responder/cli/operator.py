@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, err_console, print_error
 from responder.errors import ConfigError
 from responder.models.operator import Action, OperatorReply, OperatorRequest
+from responder.models.signed import first_problem
 from responder.settings import Settings
 from responder.timeline.checkpoint import Checker
 
@@ -113,9 +115,11 @@ def ask(settings: Settings, action: Action, args: dict[str, Any], *, incident: s
     if checker is None and not settings.operator_unverified_replies:
         raise ConfigError(UNVERIFIABLE)
     now = datetime.now(UTC)
-    request = OperatorRequest(id=uuid.uuid4().hex, action=action, by=by or getpass.getuser(), incident=incident,
-                              args=args, issued_at=now,
-                              expires_at=now + timedelta(seconds=decision_ttl(settings)))
+    try:
+        request = OperatorRequest(id=uuid.uuid4().hex, action=action, by=by or getpass.getuser(), incident=incident,
+                                  args=args, issued_at=now, expires_at=now + timedelta(seconds=decision_ttl(settings)))
+    except ValidationError as exc:  # args over ARGS_MAX_BYTES, a `by` over 200 characters: the service would refuse
+        raise ConfigError(f"not an operator request: {first_problem(exc, OperatorRequest)}") from None
     secret = settings.approval_keys[key_id].get_secret_value().encode()
     heard = asyncio.run(request_and_wait(settings.kafka_bootstrap, settings.operator_requests_topic,
                                          settings.operator_replies_topic, request, key_id, secret,

@@ -30,6 +30,7 @@ from responder.actuators.base import Publisher
 from responder.auth import MAX_LIFETIME, ApproverKeys, KeyRing
 from responder.errors import ApprovalRefused, BrokerUnavailable, Refusal
 from responder.models.approval import REQUESTS_TOPIC, ApprovalDecision, ApprovalRequest
+from responder.models.signed import first_problem, too_large
 from responder.timeline.checkpoint import Signer
 from responder.tracing import propagation
 
@@ -187,10 +188,13 @@ def accept_decision(value: bytes, key_id: str | None, signature: str | None, key
     problem = keys.check(key_id, signature, value)
     if problem:
         raise ApprovalRefused(problem, refusal=problem.refusal)
+    if large := too_large(value):  # after the signature check: the refusal says whether a key signed it
+        raise ApprovalRefused(f"malformed decision: {large}", refusal=Refusal.MALFORMED)
     try:
         decision = ApprovalDecision.model_validate_json(value)
     except ValidationError as exc:
-        raise ApprovalRefused(f"malformed decision: {exc.errors()[0]['msg']}", refusal=Refusal.MALFORMED) from exc
+        raise ApprovalRefused(f"malformed decision: {first_problem(exc, ApprovalDecision)}",
+                              refusal=Refusal.MALFORMED) from exc
     found = parked(decision.incident, decision.step)
     if found is None:
         raise ApprovalRefused("no approval is pending for this incident and step", decision,

@@ -42,6 +42,7 @@ from responder.models.operator import (
     reply_signed,
     request_digest,
 )
+from responder.models.signed import first_problem, too_large
 from responder.models.step import StepStatus
 from responder.models.timeline import TimelineEntry
 from responder.timeline.recorder import Recorder
@@ -110,11 +111,13 @@ class Operator:
         forged = self.keys.check(key_id, signature, value)  # why no key of the ring signed it
         problem: tuple[str, Refusal] | None = None if forged is None else (forged, forged.refusal)
         request: OperatorRequest | None = None
+        if problem is None and (large := too_large(value)):  # signed: its refusal's bucket is its own (`signed`)
+            problem = f"not an operator request: {large}", Refusal.MALFORMED
         if problem is None:
             try:
                 request = OperatorRequest.model_validate_json(value)
             except ValidationError as exc:
-                problem = f"not an operator request: {exc.errors()[0]['msg']}", Refusal.MALFORMED
+                problem = f"not an operator request: {first_problem(exc, OperatorRequest)}", Refusal.MALFORMED
         if problem is not None or request is None:
             why, refusal = problem or ("not an operator request", Refusal.MALFORMED)
             # within the bounds of `refusals`, durable with the operator loop's flush (before its offsets are committed)

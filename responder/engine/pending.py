@@ -37,6 +37,7 @@ from responder.engine.approvals import (
 from responder.errors import ApprovalRefused
 from responder.models.approval import ApprovalDecision, ApprovalRequest
 from responder.models.event import RawRecord
+from responder.models.signed import too_large
 from responder.timeline.checkpoint import Checker
 
 
@@ -193,6 +194,8 @@ def pending(read: Requests, decisions: Iterable[RawRecord], keys: ApproverKeys |
     answers: dict[tuple[str, str], Answer] = {}
     refused: dict[tuple[str, str], list[str]] = {}
     for record in decisions:
+        if too_large(record.value):  # the engine refuses it as malformed, as one it cannot read (since 2026-12-07)
+            continue
         try:
             decision = ApprovalDecision.model_validate_json(record.value)
         except ValidationError:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from responder.errors import ConfigError
 from responder.intake.problems import Problem
-from responder.intake_config import IntakeSource
+from responder.intake_config import IntakeSource, key_bytes
 
 TOLERANCE_S = 300
 MAX_TIMESTAMP_CHARS = 12  # unix seconds have 10 digits until the year 2286; a longer one is never within TOLERANCE_S
@@ -41,12 +41,10 @@ class Caller:
 def _secret_bytes(source: str, kid: str, secret: str) -> bytes:
     """The key's bytes; ConfigError (naming the setting, never the secret) when it is not usable."""
     where = f"intake_sources.{source}.keys.{kid}"
-    raw = secret.encode()
-    if secret.startswith("whsec_"):
-        try:
-            raw = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except binascii.Error as exc:
-            raise ConfigError(f"{where}: a whsec_ key is not valid base64") from exc
+    try:
+        raw = key_bytes(secret)
+    except binascii.Error as exc:
+        raise ConfigError(f"{where}: a whsec_ key is not valid base64") from exc
     if len(raw) < MIN_SECRET_BYTES:
         raise ConfigError(f"{where}: a secret must be at least {MIN_SECRET_BYTES} bytes (after whsec_ decoding), "
                           f"got {len(raw)}; anyone could guess a shorter one")

@@ -8,6 +8,8 @@ from typing import Literal
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
+from responder.models.signed import NAME_MAX
+
 REQUESTS_TOPIC = "responder.approvals.requests"
 DECISIONS_TOPIC = "responder.approvals"
 REQUEST_ID = r"^[0-9a-f]{32}$"
@@ -39,8 +41,8 @@ class ApprovalDecision(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    incident: str
-    step: str
+    incident: str = Field(max_length=NAME_MAX)
+    step: str = Field(max_length=NAME_MAX)
     decision: Literal["approve", "deny"]
     by: str = Field(min_length=1, max_length=200)
     reason: str = Field(default="", max_length=2000)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 REQUESTS_TOPIC = "responder.operator.requests"
 REPLIES_TOPIC = "responder.operator.replies"
@@ -23,6 +23,10 @@ REPLY_DOMAIN = b"responder operator reply v1\n"
 """Prefixed to what a replica signs for a reply (Ed25519, its timeline key, `reply_signed`): a reply signature can
 stand for nothing else that key signs (approval requests, checkpoints, scorecards)."""
 Action = Literal["undo", "models.rollback", "models.switch", "models.quarantine"]
+ARGS_MAX_BYTES = 4096
+"""Most bytes of an operator request's `args` as JSON (an undo's step, a model's name, version and reason take a few
+hundred): more is refused as malformed, so what `operator.requested` and the reasons of a refusal record of them is
+bounded (since 2026-12-07; before, args of any size were recorded)."""
 MODEL_ACTUATORS: dict[Action, str] = {
     "models.rollback": "model.rollback_to_last_signed",
     "models.switch": "model.switch_version",
@@ -43,6 +47,19 @@ class OperatorRequest(BaseModel):
         default_factory=dict, description="undo: step, force, allow_destructive; models.*: the actuator's params")
     issued_at: AwareDatetime
     expires_at: AwareDatetime
+
+    @field_validator("args")
+    @classmethod
+    def _args_bounded(cls, args: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        """At most `ARGS_MAX_BYTES` as JSON; args JSON reads but orjson cannot write (an int beyond 64 bits) are
+        malformed too (a ValueError, which pydantic reports; orjson's TypeError would escape the model)."""
+        try:
+            size = len(orjson.dumps(args))
+        except TypeError as exc:  # orjson.JSONEncodeError is one
+            raise ValueError("args cannot be written as JSON") from exc
+        if size > ARGS_MAX_BYTES:
+            raise ValueError(f"{size} bytes as JSON, more than {ARGS_MAX_BYTES}")
+        return args
 
     def canonical(self) -> bytes:
         """The exact bytes that are signed and sent as the record value."""

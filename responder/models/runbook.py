@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
 
+from responder.models.signed import STEP_ID_MAX
 from responder.models.threat import ThreatCategory
 
 KEBAB = r"^[a-z0-9]+(-[a-z0-9]+)*$"
@@ -162,7 +163,8 @@ class Approval(_Strict):
 class Step(_Strict):
     """One call of an actuator with parameters bound from the event, incident or earlier steps."""
 
-    id: str = Field(pattern=KEBAB)
+    id: str = Field(pattern=KEBAB, max_length=STEP_ID_MAX,
+                    description="at most 100 characters, so a decision can name it (since 2026-12-07)")
     actuator: str
     with_: dict[str, Any] = Field(default_factory=dict, alias="with")
     when: list[ConditionNode] = Field(default_factory=list)

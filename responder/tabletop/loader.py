@@ -8,18 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from responder.actuators.registry import Registry
 from responder.catalog.yamlfile import locate, parse_yaml, read_source
 from responder.errors import ConfigError, PlaybookError, RunbookError
 from responder.models.runbook import Runbook
+from responder.settings_keys import shared_keys
 from responder.tabletop.decisions import problems as decision_problems
 from responder.tabletop.escalation import scenario_runbooks
 from responder.tabletop.expectcheck import expectation_problems, step_names
 from responder.tabletop.models import REF, Playbook, Signature
 from responder.tabletop.operations import fault_problems
 from responder.tabletop.partial import Omitted, Partial, passed_parts
+from responder.tabletop.service_settings import uses_webhooks
+from responder.tabletop.webhook import SIGNING_KEY_ID, SIGNING_SECRET
 
 Loc = tuple[int | str, ...]
 WHOLE = Omitted()  # the playbook passed its schema: nothing left out
@@ -66,10 +69,24 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry, runbooks: S
     elif cycle := _cycle(pb):
         yield f"after: {' → '.join(cycle)} is a cycle (nothing in it could ever happen)", \
             ("injects", injects.index(cycle[0]), "after")
+    yield from _key_problems(pb)
     yield from decision_problems(pb, base, runbooks, steps, whole=omitted.whole)
     yield from fault_problems(pb, registry)
     for n in range(len(pb.expectations)):
         yield from expectation_problems(n, pb, base, registry, books, omitted)
+
+
+def _key_problems(pb: Playbook) -> Iterator[tuple[str, Loc]]:
+    """The drill's service refuses an approval key sharing an id or a secret with an event signing key (the
+    playbook's, or the webhook intake's `SIGNING_KEY_ID` when an inject is a webhook): found here, not mid-drill."""
+    events = pb.settings.event_signing_keys | ({SIGNING_KEY_ID: SIGNING_SECRET} if uses_webhooks(pb) else {})
+    unset = {} if "approval_keys" in pb.settings.model_fields_set else {"approval_keys": " (unset: its default)"}
+    where = "event_signing_keys" if pb.settings.event_signing_keys else "approval_keys"
+    for setting, why in shared_keys({k: SecretStr(v) for k, v in pb.settings.approval_keys.items()},
+                                    {k: SecretStr(v) for k, v in events.items()}, {}, {}):
+        webhook = f" (event_signing_keys holds the webhook intake's key {SIGNING_KEY_ID!r} too)" if uses_webhooks(pb) \
+            else ""
+        yield f"the drill would refuse settings.{setting}{unset.get(setting, '')}: {why}{webhook}", ("settings", where)
 
 
 def _cycle(pb: Playbook) -> list[str]:

@@ -194,7 +194,7 @@ async def test_a_forged_decision_read_while_its_partition_moves_is_recorded_not_
 async def test_a_forged_decision_read_while_its_partition_moves_is_recorded_without_its_own_words(tmp_path):
     """A non-owner records a forged decision as the owner does: no incident, step or `by` of the forger's choosing."""
     kit, fleet, _, _, arrive = await _moving_with_two_decisions(tmp_path)
-    value, key_id, sig = decision(kit, "inc-" + "x" * 100_000, "wipe", secret=b"forged", by="alice")
+    value, key_id, sig = decision(kit, "inc-" + "x" * 197, "wipe", secret=b"forged", by="alice")  # NAME_MAX: read
     await fleet.decide(value, key_id, sig)
     await kit.engine.decide(value, key_id, sig)  # the owner's (a single replica's) record of the same
     await kit.engine.recorder.flush()

@@ -80,4 +80,7 @@ def test_a_setting_said_to_be_read_elsewhere_is_read_by_no_module_responder_run_
     assert len(elsewhere) > 10
     read = {f: sorted(Path(p).name for p, text in texts.items() if re.search(rf"\.{f}\b", text))
             for f in elsewhere}
-    assert {f: where for f, where in read.items() if where} == {}
+    # the one exception: settings.py's validator compares intake_sources' keys with the other key rings, so a source
+    # sharing a secret stops `responder run` from starting (exit 3), though no replica otherwise reads the field
+    allowed = {"intake_sources": ["settings.py"]}
+    assert {f: where for f, where in read.items() if where} == allowed

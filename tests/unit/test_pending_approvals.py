@@ -11,6 +11,7 @@ from responder.engine.approvals import other_request
 from responder.engine.pending import latest_requests, pending
 from responder.models.approval import ApprovalDecision
 from responder.models.event import RawRecord
+from responder.models.signed import SIGNED_MAX_BYTES
 from responder.timeline.checkpoint import Signer, generate_keypair
 from tests.pending_kit import CHECKER, NOW, pending_request
 
@@ -220,3 +221,13 @@ def test_a_decision_stamped_out_of_datetime_range_is_judged_by_its_issue_time():
     """`approvals pending` judges a decision with a µs Kafka timestamp by its issue time, not a ValueError."""
     decision = _decision().model_copy(update={"timestamp_ms": int(NOW.timestamp() * 1000) * 1000})
     assert pending(latest_requests([pending_request()], CHECKER), [decision], KEYS, NOW) == []
+
+
+def test_a_signed_decision_padded_past_the_engines_cap_does_not_answer_the_request():
+    """A decision the engine refuses for its size (over SIGNED_MAX_BYTES) leaves its request listed as waiting."""
+    value = _decision().value
+    padded = value[:-1] + b" " * SIGNED_MAX_BYTES + b"}"
+    record = RawRecord(topic="dec", value=padded, headers=tuple(signed_headers("k1", b"secret", padded)),
+                       timestamp_ms=int(NOW.timestamp() * 1000))
+    [item] = pending(latest_requests([pending_request()], CHECKER), [record], KEYS, NOW)
+    assert item.answer is None

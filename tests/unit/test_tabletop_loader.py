@@ -119,3 +119,17 @@ def test_a_boolean_duration_in_a_playbook_is_refused(tmp_path):
     """`within: true` was read as 1 virtual second (pydantic's lax float); playbook durations refuse booleans too."""
     tail = "  - id: matched\n    kind: runbook_matched\n    runbook: access-key-compromise\n    within: true\n"
     _refused(tmp_path, tail, "19:13", "not a duration: true")
+
+
+def test_an_event_signing_key_named_as_the_default_approval_key_is_refused_at_its_line(tmp_path):
+    """An event signing key id `tabletop` (the default approval key's) is refused by validate, not mid-drill."""
+    settings = "settings:\n  event_signing_keys: {tabletop: event-secret}\n"
+    (tmp_path / "event.json").write_text('{"detail": {}}')
+    path = tmp_path / "pb.yaml"
+    path.write_text(HEAD.replace("world:\n", settings + "world:\n", 1) + "  - id: v\n    kind: timeline_verifies\n")
+    result = CliRunner().invoke(app, ["tabletop", "validate", "--runbooks", str(ROOT / "runbooks"), str(path)])
+    out = result.output.replace("\n", "")
+    assert (result.exit_code, f"{path}:5:23" in out) == (3, True), out
+    assert "would refuse settings.approval_keys (unset: its default): key id 'tabletop' is also a key of " \
+        "event_signing_keys" in out
+    assert "RESPONDER_" not in out
