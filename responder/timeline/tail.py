@@ -33,6 +33,8 @@ OFFLINE_WRITER = "offline:"
 file)."""
 OFFLINE_ID = re.compile(r"offline:.+:[0-9]+:[0-9a-f]{6}")
 """The whole id `Recorder.offline` writes: host (which may hold colons), pid, and a token of 3 random bytes in hex."""
+UNKNOWN_INTERVAL = 2**53
+"""An interval no time rule trips (2**53 ms: centuries): a run whose writer's interval is unknown."""
 OFFLINE_KINDS = frozenset(("undo.intent", "undo.result", "undo.skipped"))
 """The kinds `responder undo` writes (responder/engine/undo.py); `models …` writes `step.intent` / `step.result` of
 its step `operator` (responder/cli/model_ops.py); a checkpoint is no tail entry."""
@@ -74,8 +76,9 @@ def not_offline(writer: str, kind: str, step: object) -> str | None:
     return None
 
 
-_TIMES = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00)*")
-"""Any number of times in the form a recorder stamps them, back to back."""
+_TIMES = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}\+00:00)*")
+"""Any number of times of day in the form a recorder stamps them, back to back (each 32 characters)."""
+_STAMP_LEN = 32
 _WRITER, _AT = itemgetter(0), itemgetter(1)
 
 
@@ -89,9 +92,12 @@ def _plainly_live(tail: list[tuple[str, str, str, object]], interval_ms: int) ->
     times = list(map(_AT, tail[:-1]))
     if not times:
         return True
-    first = _when(times[0])
-    bound = _canonical(first + 2 * interval_ms / 1000) if first is not None else ""
-    return bool(bound) and max(times) <= bound and _TIMES.fullmatch("".join(times)) is not None
+    first, latest = _when(times[0]), max(times)
+    if first is None or min(times)[:10] != latest[:10] or latest[:10] != times[0][:10]:
+        return False  # one readable date for all (the first's, parsed): a run across midnight goes entry by entry
+    bound = _canonical(first + 2 * interval_ms / 1000)
+    return (bool(bound) and latest <= bound and set(map(len, times)) == {_STAMP_LEN}
+            and _TIMES.fullmatch("".join(times)) is not None)
 
 
 def tail_problem(tail: list[tuple[str, str, str, object]], first_seq: int,

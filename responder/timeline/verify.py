@@ -14,7 +14,7 @@ import orjson
 from responder.errors import ChainBroken
 from responder.models.timeline import GENESIS_HASH, EntryKind
 from responder.timeline.checkpoint import Checker, recorded_ack, recorded_cadence
-from responder.timeline.tail import OFFLINE_WRITER, offline_run, segment_problem, tail_problem
+from responder.timeline.tail import OFFLINE_WRITER, UNKNOWN_INTERVAL, offline_run, segment_problem, tail_problem
 from responder.timeline.verification import Flagged, OfflineRun, Verification
 
 FIELDS = frozenset(("seq", "writer", "at", "kind", "incident", "body", "prev", "hash"))
@@ -118,7 +118,10 @@ def verify_lines(
                 # the run it signs, judged as `verify` judged it while it was the unsigned tail; the file's first run
                 # (before any checkpoint) by the interval its first checkpoint signs: a whole file forged and then
                 # signed by a start must not pass where a live writer's first run would not
-                judge = interval_ms if checkpoints > 1 else signed.interval_ms if signed is not None else None
+                # (when another writer signs it, a restart after a crash, the run's own interval is unknown: only
+                # the one-writer and offline rules apply to it)
+                judge = interval_ms if checkpoints > 1 else None if signed is None else signed.interval_ms \
+                    if all(t[0] == w or t[0].startswith(OFFLINE_WRITER) for t in tail) else UNKNOWN_INTERVAL
                 if judge is not None and tail and (bad := segment_problem(
                         tail, seq - len(tail), judge, limit if checkpoints > 1 else None, since_cp)) is not None:
                     flagged.append(Flagged(bad[0], seq - len(tail), seq - 1, seq, bad[2]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
@@ -9,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from responder.cli import app
-from responder.timeline.checkpoint import Ack
+from responder.timeline import FileStore, Recorder
+from responder.timeline.checkpoint import Ack, Signer
 from tests.timeline_builders import (
     PRIVATE,
     PUBLIC,
@@ -204,25 +207,57 @@ def test_an_acknowledgements_fields_are_signed(tmp_path, monkeypatch, field):
     assert "checkpoint signature is invalid" in str(body["reason"])
 
 
-def test_the_one_writer_fast_path_agrees_with_the_entry_by_entry_rules(monkeypatch):
-    """Random one-writer runs (recorder times, other offsets, unreadable ones): the fast path never hides a verdict."""
-    import random
-    from datetime import UTC, datetime, timedelta, timezone
+def _stamp(rng: random.Random, when: datetime) -> str:
+    """`when` as a recorder stamps it mostly, else in another form, unreadable, or with one field out of range."""
+    text = when.isoformat(timespec="microseconds")
+    return rng.choice([text] * 8 + [
+        when.isoformat(), when.astimezone(timezone(timedelta(hours=-5))).isoformat(timespec="microseconds"),
+        "not a time", "", text.replace("T", " "), text[:17] + "75" + text[19:], text[:5] + "13" + text[7:],
+        text[:11] + "24" + text[13:], text[:-1], text + "0"])
 
+
+def test_the_one_writer_fast_path_agrees_with_the_entry_by_entry_rules(monkeypatch):
+    """Random runs (writers, offline labels, odd and unreadable times, midnight): the fast path hides no verdict."""
     from responder.timeline import tail as rules
 
     rng = random.Random(7)
-    start = datetime(2027, 1, 15, 8, tzinfo=UTC)
-    forms = [lambda t: t.isoformat(timespec="microseconds"), lambda t: t.isoformat(),
-             lambda t: t.astimezone(timezone(timedelta(hours=-5))).isoformat(timespec="microseconds"),
-             lambda t: "not a time", lambda t: t.isoformat(timespec="microseconds").replace("T", " ")]
     runs = []
-    for _ in range(400):
-        times = [start + timedelta(seconds=rng.choice([0.0, 1.5, 19.9, 20.0, 20.1, 300.0]) * rng.random())
-                 for _ in range(rng.randint(1, 6))]
-        runs.append([("svc:1", rng.choice(forms[:1] * 6 + forms)(t), "event.received", None) for t in times])
+    for _ in range(3000):
+        start = datetime(2027, 12, 31, 23, 59, 50, tzinfo=UTC) if rng.random() < 0.2 else datetime(
+            2027, 1, 15, 8, tzinfo=UTC)
+        writers = rng.choice([["svc:1"], ["svc:1"], ["svc:1", "svc:2"], ["offline:x"], ["offline:h:1:a1b2c3"]])
+        run = []
+        for _ in range(rng.randint(1, 6)):
+            when = start + timedelta(seconds=rng.choice([1.5, 19.9, 21.0, 300.0]) * rng.random())
+            run.append((rng.choice(writers), _stamp(rng, when), "undo.intent", None))
+        runs.append(run)
     fast = [rules.tail_problem(run, 0, 10_000) for run in runs]
     monkeypatch.setattr(rules, "_plainly_live", lambda *_: False)
     assert fast == [rules.tail_problem(run, 0, 10_000) for run in runs]
-    assert any(f is not None for f in fast)
-    assert any(f is None for f in fast)
+    assert {f[0] for f in fast if f is not None} == {
+        "unsigned_tail_past_interval", "unsigned_tail_two_writers", "unsigned_tail_not_offline"}
+
+
+@pytest.mark.parametrize(("writers", "verdict"), [
+    (["svc:1", "svc:2", "svc:1"], "unsigned_tail_two_writers"), (["offline:x"] * 3, "unsigned_tail_not_offline")],
+    ids=["two-writers", "offline-label"])
+def test_a_run_within_the_interval_is_still_judged_for_its_writers(writers, verdict):
+    """Times 1 s apart (the fast path's case) but two writers, or a bad offline label: the verdict is still given."""
+    from responder.timeline.tail import tail_problem
+
+    start = datetime(2027, 1, 15, 8, tzinfo=UTC)
+    run = [(w, (start + timedelta(seconds=i)).isoformat(timespec="microseconds"), "event.received", None)
+           for i, w in enumerate(writers)]
+    assert tail_problem(run, 0, 10_000)[0] == verdict
+
+
+def test_a_crash_before_the_first_checkpoint_signed_by_a_restart_with_a_shorter_interval_verifies(tmp_path):
+    """A new service (interval 60 s) killed before its first checkpoint, restarted with 10 s: verified, exit 0."""
+    path = tmp_path / "t.jsonl"
+    clock = Clock()
+    rec = Recorder(FileStore(path), "svc:1", signer=Signer.from_text(PRIVATE), checkpoint_interval=60.0, clock=clock)
+    append_events(rec, clock, 15, step=3.0)
+    crash(rec)
+    _restart(path)
+    code, body = _verify(path)
+    assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
