@@ -92,15 +92,16 @@ async def select(
 ) -> Selection:
     """Walk back from `start` (default: the serving version) and return the first version that passes `check`.
 
-    Only versions strictly older than the start are candidates; when the start is not a registered
-    version (something unregistered is being served), every registered version is. `serving`, when
-    the caller has just read it, saves reading it again.
+    Only versions strictly older than the start, and than the serving version when it is registered, are
+    candidates (a start the alert names, newer than what is served or not registered at all, never makes a
+    rollback serve a newer version); when neither is registered (something unregistered is being served), every
+    registered version is. `serving`, when the caller has just read it, saves reading it again.
     """
     versions = await store.versions(model)
     serving = serving or await store.serving(model)
     origin = start or serving
     names = [v.version for v in versions]
-    older = versions[: names.index(origin)] if origin in names else versions
+    older = versions[: min((names.index(n) for n in (origin, serving) if n in names), default=len(versions))]
     # read from the start's bundle unverified, on purpose: it only ever rejects candidates (see docs/models.md)
     bad = versions[names.index(origin)].digest if origin in names else None
     quarantined = await store.quarantined(model)
