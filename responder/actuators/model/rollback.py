@@ -10,7 +10,7 @@ from pydantic import JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, ModelConfig, PlanPreview
 from responder.actuators.model.backends import context_config
-from responder.actuators.model.params import RollbackParams, pin_start, read_back, store_for
+from responder.actuators.model.params import RollbackParams, pin_start, read_back, serving_state, store_for
 from responder.actuators.model.selection import check, select
 from responder.actuators.model.signing import NeedsSigning
 from responder.actuators.model.versions import ModelStore
@@ -155,6 +155,11 @@ class RollbackToLastSigned(NeedsSigning, Actuator[RollbackParams]):
         start = p.from_version or serving
         return (p.only_if_unverified and serving is not None and serving == start
                 and not await self._corroborated(store, p, config, start))
+
+    async def observe(self, p: RollbackParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The version served now: read before the step (its prior state) and by undo's compare-and-set, which skips
+        (without --force) once another version is served than the one the step left."""
+        return await serving_state(p, ctx)
 
     async def outputs_now(self, p: RollbackParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """Only the version served now (`to`): what was served before the change (`from`, `start`), the walk
