@@ -10,7 +10,7 @@ from pydantic import JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.model.params import VersionParams, store_for
-from responder.actuators.model.versions import digest_mark
+from responder.actuators.model.versions import digest_mark, digest_shaped
 from responder.actuators.partial import Partly
 from responder.actuators.registry import register
 from responder.errors import PermanentActuationError
@@ -23,7 +23,9 @@ class QuarantineVersion(Actuator[VersionParams]):
     """Mark a model version never to be served again (idempotent; lifting it is a manual act).
 
     The version need not be registered (an unregistered version being served is what `model-unsigned-deployed`
-    quarantines), but the model must be: one with no version registered and none served fails `NotFound`.
+    quarantines), but the model must be: one with no version registered and none served fails `NotFound`. A version
+    name with the form of a digest's mark (`sha256.` and 57 hex digits) fails `InvalidName`: its mark would quarantine
+    another version's artifact.
 
     Example::
 
@@ -51,6 +53,11 @@ class QuarantineVersion(Actuator[VersionParams]):
         return PlanPreview(target=self.target(p), summary=f"quarantine {p.model} version {p.version}")
 
     async def apply(self, p: VersionParams, ctx: ActuationContext) -> ActuationResult:
+        if digest_shaped(p.version):  # the served version's name is whatever its deployer chose
+            raise PermanentActuationError(
+                f"version name {p.version!r} has the form of an artifact digest's quarantine mark: a mark by that name "
+                "would quarantine the artifact with that digest, another version's (quarantine that version instead)",
+                code="InvalidName")
         store = store_for(p, ctx)
         versions = await store.versions(p.model)
         if not versions and await store.serving(p.model) is None:  # a misspelt model: a mark would protect nothing
