@@ -44,7 +44,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from responder.bounds import SEND_DEADLINE
-from responder.errors import UnreadableRecord
+from responder.errors import ConfigError, UnreadableRecord
 from responder.ingest.admin import ensure_topics
 from responder.ingest.clients import (
     _start_with_retry,
@@ -152,8 +152,11 @@ async def replay_deadletters(
 ) -> ReplayResult:
     """Read the whole dead-letter topic once and re-publish the matching records not replayed before."""
     result = ReplayResult()
-    await check_connection(bootstrap, options or {})
     ledger_topic = f"{deadletter_topic}.replayed"
+    if to_topic in (deadletter_topic, ledger_topic):  # it would read what it sends, and send it again, for ever
+        raise ConfigError(f"--topic {to_topic!r} is the dead-letter topic or its replay ledger: a replay there would "
+                          "read back every record it sends and send it again without end")
+    await check_connection(bootstrap, options or {})
     done = set() if force else await _ledger(bootstrap, ledger_topic, min(idle_seconds, 1.5), options)
     ages = TargetAges(bootstrap, options)  # each target's retention, read once
     counted: set[bytes] = set()  # the records this replay sent (or counted, dry_run): their other copies are not
@@ -179,6 +182,9 @@ async def replay_deadletters(
                 why = header_text(headers, "dlq.reason") or "unknown"
                 target = to_topic or header_text(headers, "dlq.topic")
                 if not target:
+                    continue
+                if target in (deadletter_topic, ledger_topic):  # a service that consumed its own dead-letter topic
+                    result.unreplayable += 1
                     continue
                 coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
                 chosen, noted_as_itself = reason is None or why == reason, f"{target}|{coords}".encode() in done
