@@ -78,7 +78,8 @@ class ReplayResult:
     already: int = 0  # the ledger held their record for their target: an earlier replay sent it
     duplicates: int = 0  # another copy of their record was sent (or counted, dry_run) earlier in this replay
     too_old: int = 0  # stamped before their target's retention (+ an hour): not sent, it would delete them at once
-    unreplayable: int = 0
+    unreplayable: int = 0  # cut copies (not the original bytes): fetch the original from its topic by offset
+    own_topic: int = 0  # chosen records whose origin is the dead-letter topic or its ledger: never sent back there
     by_reason: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
     published: list[str] = field(default_factory=list)  # `<dlq coords> -> <target>`, in order, sent and noted
@@ -183,11 +184,11 @@ async def replay_deadletters(
                 target = to_topic or header_text(headers, "dlq.topic")
                 if not target:
                     continue
-                if target in (deadletter_topic, ledger_topic):  # a service that consumed its own dead-letter topic
-                    result.unreplayable += 1
-                    continue
                 coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
                 chosen, noted_as_itself = reason is None or why == reason, f"{target}|{coords}".encode() in done
+                if target in (deadletter_topic, ledger_topic):  # a service that consumed its own dead-letter topic
+                    result.own_topic += chosen
+                    continue
                 if not chosen and not noted_as_itself:  # left out by `reason`: not hashed
                     continue
                 original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]

@@ -183,7 +183,13 @@ class RollbackToLastSigned(NeedsSigning, Actuator[RollbackParams]):
                             legacy=config.accept_legacy, migrated=config.refuse_legacy)).ok
 
     def reverse_params(self, p: RollbackParams, result: ActuationResult) -> dict[str, Any] | None:
-        prior = result.prior.get("serving")
+        """Serve the recorded prior version again, only when the recorded after-state is the version this rollback
+        chose and switched to (its walk's `digest` and `to`): a result settled by a read-back after a transient error,
+        or a "not needed" one, may record as its after-state a release someone else deployed meanwhile, and serving
+        the prior version over it would bring back what was rolled away from."""
+        prior, after, out = result.prior.get("serving"), result.after.get("serving"), result.outputs
         if not result.changed or not isinstance(prior, str):
+            return None
+        if not out.get("digest") or out.get("to") != after or out.get("from") == after:
             return None
         return {"model": p.model, "registry": p.registry, "version": prior, "reason": "undo rollback"}
