@@ -57,7 +57,7 @@ def replay_cmd(
     if json:
         emit_json({"scanned": result.scanned, "replayed": result.replayed, "dry_run": dry_run,
                    "already_replayed": result.already, "duplicates": result.duplicates,
-                   "unreplayable": result.unreplayable, "too_old": result.too_old,
+                   "unreplayable": result.unreplayable, "own_topic": result.own_topic, "too_old": result.too_old,
                    "by_reason": dict(result.by_reason), "targets": dict(result.targets),
                    "published": result.published, "failed": result.failed, "error": result.error,
                    "failed_reached_topic": _reached(result)})
@@ -65,7 +65,8 @@ def replay_cmd(
         verb = "would replay" if dry_run else "replayed"
         console.print(f"✓ {verb} {result.replayed} of {result.scanned} dead-lettered record(s); {result.already} "
                       f"already replayed (--force sends them again), {result.duplicates} more copy(ies) of records "
-                      f"this replay sent, skipped, {result.unreplayable} cut copies not replayable", highlight=False)
+                      f"this replay sent, skipped, {result.unreplayable} cut copies not replayable, {result.own_topic} "
+                      "from the dead-letter topic itself (or its ledger) not sent back there", highlight=False)
         if result.too_old:
             withheld = "would not be replayed" if dry_run else "not replayed"
             print_error(f"{result.too_old} dead letter(s) older than their destination topic's retention {withheld} "

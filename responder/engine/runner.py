@@ -74,8 +74,9 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     marks = marks or {}
     before = intent.before  # set: an open intent's, read before a crash cut its first run short (steps._execute)
     carried = before is not None
+    started, since = time.perf_counter(), time.monotonic()  # the read of the prior state counts in the step's time
     if before is None and type(call.actuator).observe is not _CANNOT_OBSERVE:  # the base `observe` cannot say
-        before = await observe(call)
+        before = await _observed(call, since)
         if before is not None:
             intent = intent.model_copy(update={"before": before})
     written = intent.body()
@@ -84,7 +85,6 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
         on_intent(intent, incident)
     await recorder.flush()
     head = {k: v for k, v in written.items() if k not in _INTENT_ONLY}
-    started, since = time.perf_counter(), time.monotonic()
     try:
         acting = _applied(call, since)
         try:  # a timeout can only interrupt a suspension: an actuator done without one needs no timer
@@ -197,6 +197,23 @@ async def _applied(call: StepCall, since: float) -> ActuationResult:
         raise PartialActuationError(exc, certain=False, done=f"an earlier attempt, ended by a transient error "
                                     f"({first.code or type(first).__name__}), may have changed part of the target: "
                                     "check it by hand") from exc
+
+
+async def _observed(call: StepCall, since: float) -> dict[str, JsonValue] | None:
+    """The prior state, read under the step's deadline (a SageMaker read may wait while the endpoint settles): None
+    when the deadline passes first, and the step then fails Timeout at its first wait, as it would have in `apply`.
+    A read done without a suspension, like such an `apply`, schedules no timer."""
+    reading = observe(call)
+    try:
+        waiting = reading.send(None)
+    except StopIteration as stop:
+        return cast("dict[str, JsonValue] | None", stop.value)
+    try:
+        async with asyncio.timeout_at(_deadline(since, call.timeout)):
+            return await _resumed(reading, waiting)
+    except TimeoutError:
+        log.warning("observe_timed_out", actuator=call.actuator.name, timeout=call.timeout)
+        return None
 
 
 def _deadline(since: float, timeout: float) -> float:

@@ -44,7 +44,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from responder.bounds import SEND_DEADLINE
-from responder.errors import UnreadableRecord
+from responder.errors import ConfigError, UnreadableRecord
 from responder.ingest.admin import ensure_topics
 from responder.ingest.clients import (
     _start_with_retry,
@@ -78,7 +78,8 @@ class ReplayResult:
     already: int = 0  # the ledger held their record for their target: an earlier replay sent it
     duplicates: int = 0  # another copy of their record was sent (or counted, dry_run) earlier in this replay
     too_old: int = 0  # stamped before their target's retention (+ an hour): not sent, it would delete them at once
-    unreplayable: int = 0
+    unreplayable: int = 0  # cut copies (not the original bytes): fetch the original from its topic by offset
+    own_topic: int = 0  # chosen records whose origin is the dead-letter topic or its ledger: never sent back there
     by_reason: Counter[str] = field(default_factory=Counter)
     targets: Counter[str] = field(default_factory=Counter)
     published: list[str] = field(default_factory=list)  # `<dlq coords> -> <target>`, in order, sent and noted
@@ -152,8 +153,11 @@ async def replay_deadletters(
 ) -> ReplayResult:
     """Read the whole dead-letter topic once and re-publish the matching records not replayed before."""
     result = ReplayResult()
-    await check_connection(bootstrap, options or {})
     ledger_topic = f"{deadletter_topic}.replayed"
+    if to_topic in (deadletter_topic, ledger_topic):  # it would read what it sends, and send it again, for ever
+        raise ConfigError(f"--topic {to_topic!r} is the dead-letter topic or its replay ledger: a replay there would "
+                          "read back every record it sends and send it again without end")
+    await check_connection(bootstrap, options or {})
     done = set() if force else await _ledger(bootstrap, ledger_topic, min(idle_seconds, 1.5), options)
     ages = TargetAges(bootstrap, options)  # each target's retention, read once
     counted: set[bytes] = set()  # the records this replay sent (or counted, dry_run): their other copies are not
@@ -182,6 +186,9 @@ async def replay_deadletters(
                     continue
                 coords = f"{msg.topic}:{msg.partition}:{msg.offset}"
                 chosen, noted_as_itself = reason is None or why == reason, f"{target}|{coords}".encode() in done
+                if target in (deadletter_topic, ledger_topic):  # a service that consumed its own dead-letter topic
+                    result.own_topic += chosen
+                    continue
                 if not chosen and not noted_as_itself:  # left out by `reason`: not hashed
                     continue
                 original = [(k, v) for k, v in headers if not k.startswith(DLQ_PREFIX) and k != REPLAY_OF_HEADER]

@@ -13,6 +13,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from responder.actuators.model.versions import MODEL_NAME, VERSION_NAME
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$"
 
 
@@ -100,14 +102,14 @@ class VersionState(StrEnum):
 class ModelVersion(_Strict):
     """One version in the model registry."""
 
-    version: str = Field(pattern=NAME)
+    version: str = Field(pattern=VERSION_NAME, description="a registry version name: it becomes a path")
     state: VersionState = VersionState.SIGNED
 
 
 class Model(_Strict):
     """A model in the local registry, its versions in publication order and the one being served."""
 
-    name: str = Field(pattern=NAME)
+    name: str = Field(pattern=MODEL_NAME, description="a registry model name: it becomes a path")
     versions: list[ModelVersion] = Field(min_length=1)
     serving: str
 

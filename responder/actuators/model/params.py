@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, JsonValue, model_validator
 
 from responder.actuators.base import ActuationContext, Params
 from responder.actuators.model.backends import context_config, open_store
@@ -75,6 +75,12 @@ def store_for(p: ModelParams, ctx: ActuationContext) -> ModelStore:
     """The registry backend these params name."""
     config = context_config(ctx)
     return open_store(p.registry or config.registry, ctx.aws, config)
+
+
+async def serving_state(p: ModelParams, ctx: ActuationContext) -> dict[str, JsonValue]:
+    """The serving pointer now, in the shape of a pointer step's `prior`/`after`: what a rollback's or a switch's
+    `observe()` reports, so that `responder undo` compares it with the step's after-state (compare-and-set)."""
+    return {"serving": await store_for(p, ctx).serving(p.model)}
 
 
 async def read_back(store: ModelStore, model: str, expected: str) -> str | None:

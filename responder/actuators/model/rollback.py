@@ -10,7 +10,7 @@ from pydantic import JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, ModelConfig, PlanPreview
 from responder.actuators.model.backends import context_config
-from responder.actuators.model.params import RollbackParams, pin_start, read_back, store_for
+from responder.actuators.model.params import RollbackParams, pin_start, read_back, serving_state, store_for
 from responder.actuators.model.selection import check, select
 from responder.actuators.model.signing import NeedsSigning
 from responder.actuators.model.versions import ModelStore
@@ -156,6 +156,11 @@ class RollbackToLastSigned(NeedsSigning, Actuator[RollbackParams]):
         return (p.only_if_unverified and serving is not None and serving == start
                 and not await self._corroborated(store, p, config, start))
 
+    async def observe(self, p: RollbackParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The version served now: read before the step (its prior state) and by undo's compare-and-set, which skips
+        (without --force) once another version is served than the one the step left."""
+        return await serving_state(p, ctx)
+
     async def outputs_now(self, p: RollbackParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """Only the version served now (`to`): what was served before the change (`from`, `start`), the walk
         (`rejected`, `digest`, `key`, `location`, `note`) and whether the alert was corroborated (`corroborated`,
@@ -178,7 +183,13 @@ class RollbackToLastSigned(NeedsSigning, Actuator[RollbackParams]):
                             legacy=config.accept_legacy, migrated=config.refuse_legacy)).ok
 
     def reverse_params(self, p: RollbackParams, result: ActuationResult) -> dict[str, Any] | None:
-        prior = result.prior.get("serving")
+        """Serve the recorded prior version again, only when the recorded after-state is the version this rollback
+        chose and switched to (its walk's `digest` and `to`): a result settled by a read-back after a transient error,
+        or a "not needed" one, may record as its after-state a release someone else deployed meanwhile, and serving
+        the prior version over it would bring back what was rolled away from."""
+        prior, after, out = result.prior.get("serving"), result.after.get("serving"), result.outputs
         if not result.changed or not isinstance(prior, str):
+            return None
+        if not out.get("digest") or out.get("to") != after or out.get("from") == after:
             return None
         return {"model": p.model, "registry": p.registry, "version": prior, "reason": "undo rollback"}

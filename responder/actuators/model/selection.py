@@ -27,11 +27,15 @@ class Selection:
     chosen: ModelVersion | None
     verdict: Verdict | None
     rejected: Sequence[Rejection] = field(default_factory=tuple)
+    bound: str | None = None  # the version whose place bounds the candidates (None: every registered one, or none)
+    unplaced: str | None = None  # why the walk did not start: no trustworthy place to start from
 
     def refusal(self) -> str:
-        """Why nothing can be switched to, naming each rejected version."""
+        """Why nothing can be switched to: the bound the walk used, naming each rejected version."""
+        if self.unplaced:
+            return self.unplaced
         why = "; ".join(f"{r.version}: {r.reason}" for r in self.rejected) or "no older version registered"
-        return f"no signed version of {self.model} older than {self.start or 'the served one'} qualifies ({why})"
+        return f"no signed version of {self.model} older than {self.bound or 'the served one'} qualifies ({why})"
 
 
 def bound(version: ModelVersion, verdict: Verdict, legacy: bool = False, migrated: bool = False) -> Verdict:
@@ -63,6 +67,19 @@ async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], 
     statement against the registry entry (`bound`), then deployability."""
     if version.version in quarantined or (version.digest and digest_mark(version.digest) in quarantined):
         return Verdict(False, Reason.QUARANTINED, "marked never to be served")
+    verdict = await attested(store, version, keys, legacy=legacy, migrated=migrated, quarantined=quarantined)
+    if not verdict.ok:
+        return verdict
+    problem = await store.deployable(version)
+    if problem is not None:
+        return Verdict(False, Reason.NOT_DEPLOYABLE, problem)
+    return verdict
+
+
+async def attested(store: ModelStore, version: ModelVersion, keys: Sequence[Path], *, legacy: bool = False,
+                   migrated: bool = False, quarantined: set[str] | None = None) -> Verdict:
+    """Whether `version`'s files match its bundle, signed by a trusted key, whose release statement is `version`'s
+    name and place (`bound`): only then are its artifact digest and its place in the order facts, not claims."""
     try:
         async with store.local_copy(version) as (artifact, signature):
             verdict = await asyncio.to_thread(verify, artifact, signature, keys)
@@ -75,15 +92,9 @@ async def check(store: ModelStore, version: ModelVersion, keys: Sequence[Path], 
                     error=type(exc).__name__)
         return Verdict(False, Reason.MISSING_ARTIFACT, f"cannot read or stage the artifact: {type(exc).__name__}: "
                                                        f"{exc}")
-    if verdict.digest and digest_mark(verdict.digest) in quarantined:
+    if quarantined and verdict.digest and digest_mark(verdict.digest) in quarantined:
         return Verdict(False, Reason.QUARANTINED, f"artifact digest {verdict.digest} is quarantined")
-    verdict = bound(version, verdict, legacy, migrated)
-    if not verdict.ok:
-        return verdict
-    problem = await store.deployable(version)
-    if problem is not None:
-        return Verdict(False, Reason.NOT_DEPLOYABLE, problem)
-    return verdict
+    return bound(version, verdict, legacy, migrated)
 
 
 async def select(
@@ -92,15 +103,32 @@ async def select(
 ) -> Selection:
     """Walk back from `start` (default: the serving version) and return the first version that passes `check`.
 
-    Only versions strictly older than the start are candidates; when the start is not a registered
-    version (something unregistered is being served), every registered version is. `serving`, when
-    the caller has just read it, saves reading it again.
+    Only versions strictly older than the start, and than the serving version when it is registered, are
+    candidates: a start the alert names, newer than what is served, never makes a rollback serve a newer version.
+    The walk is refused (`unplaced`) when a registered start is newer than a served version that does not verify
+    (its place, its version.json's `created`, is a claim by whoever wrote it), and when an unregistered start names
+    neither what is served nor a registered version; when the start is the unregistered version served, every
+    registered version is a candidate. `serving`, when the caller has just read it, saves reading it again.
     """
     versions = await store.versions(model)
     serving = serving or await store.serving(model)
     origin = start or serving
     names = [v.version for v in versions]
-    older = versions[: names.index(origin)] if origin in names else versions
+    limit, by = (names.index(origin), origin) if origin in names else (len(versions), None)
+    if serving in names and serving != origin and names.index(serving) < limit:
+        if origin in names and not (await attested(store, versions[names.index(serving)], keys, legacy=legacy,
+                                                   migrated=migrated)).ok:
+            return Selection(model, serving, origin, None, None, unplaced=(
+                f"{serving} (served) does not verify, so its place before {origin} is only what its version.json "
+                f"claims: refusing rather than walk back from either (from {origin} could serve a version newer "
+                f"than {serving}, never deployed; from {serving} could leave none)"))
+        limit, by = names.index(serving), serving
+    if by is None and origin != serving:  # an alert's unregistered start, and nothing registered is served
+        return Selection(model, serving, origin, None, None, unplaced=(
+            f"{origin} is not a registered version of {model} and the version served ({serving or 'none'}) is not "
+            "registered either: refusing rather than serve the newest signed version, which may never have been "
+            "deployed"))
+    older = versions[:limit]
     # read from the start's bundle unverified, on purpose: it only ever rejects candidates (see docs/models.md)
     bad = versions[names.index(origin)].digest if origin in names else None
     quarantined = await store.quarantined(model)
@@ -110,8 +138,8 @@ async def select(
         if bad and bad in (candidate.digest, verdict.digest):  # the artifact rolled away from, published twice
             verdict = Verdict(False, Reason.SAME_ARTIFACT, f"the same signed artifact ({bad}) as {origin}")
         if verdict.ok:
-            return Selection(model, serving, origin, candidate, verdict, tuple(rejected))
+            return Selection(model, serving, origin, candidate, verdict, tuple(rejected), by)
         reason = verdict.reason.value if verdict.reason else "rejected"
         rejected.append(Rejection(candidate.version, reason, verdict.detail))
         log.warning("model_version_rejected", model=model, version=candidate.version, reason=reason)
-    return Selection(model, serving, origin, None, None, tuple(rejected))
+    return Selection(model, serving, origin, None, None, tuple(rejected), by)

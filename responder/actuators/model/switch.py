@@ -10,7 +10,7 @@ from pydantic import JsonValue
 
 from responder.actuators.base import ActuationContext, ActuationResult, Actuator, PlanPreview
 from responder.actuators.model.backends import context_config
-from responder.actuators.model.params import VersionParams, read_back, store_for
+from responder.actuators.model.params import VersionParams, read_back, serving_state, store_for
 from responder.actuators.model.selection import check
 from responder.actuators.model.signing import NeedsSigning, Reason
 from responder.actuators.partial import Partly
@@ -85,6 +85,11 @@ class SwitchVersion(NeedsSigning, Actuator[VersionParams]):
 
     async def verify(self, p: VersionParams, ctx: ActuationContext) -> bool:
         return await store_for(p, ctx).serving(p.model) == p.version
+
+    async def observe(self, p: VersionParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The version served now: read before the step (its prior state) and by undo's compare-and-set, which skips
+        (without --force) once another version is served than the one the step left."""
+        return await serving_state(p, ctx)
 
     async def outputs_now(self, p: VersionParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """The version served now; `from` (what was served before the switch) no read can give: it is lost."""

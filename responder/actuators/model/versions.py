@@ -46,6 +46,12 @@ def digest_mark(digest: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", ".", digest)[:64]
 
 
+def digest_shaped(name: str) -> bool:
+    """Whether `name` has the form of an artifact digest's quarantine mark (`digest_mark`), in any case: a mark
+    written for a version so named would quarantine whichever artifact has that digest."""
+    return re.fullmatch(r"sha256\.[0-9a-f]{57}", name, flags=re.IGNORECASE) is not None
+
+
 def safe_relative(name: str) -> bool:
     """True for a relative POSIX path without `..`, empty or absolute parts (a file inside an artifact)."""
     parts = name.split("/")
