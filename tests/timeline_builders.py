@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 from typer.testing import CliRunner
 
 from responder.cli import app
@@ -21,6 +22,13 @@ TIMELINE_ENV = ("RESPONDER_CONFIG", "RESPONDER_TIMELINE_VERIFY_KEY", "RESPONDER_
                 "RESPONDER_TIMELINE_SIGNING_KEY", "RESPONDER_TIMELINE_CHECKPOINT_EVERY",
                 "RESPONDER_TIMELINE_CHECKPOINT_INTERVAL")
 """The settings a timeline CLI test starts without (the verifier's cadence then: 1000)."""
+
+
+@pytest.fixture
+def no_timeline_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CLI defaults come from RESPONDER_* variables; a test using this starts without any (verifier's cadence: 1000)."""
+    for name in TIMELINE_ENV:
+        monkeypatch.delenv(name, raising=False)
 
 
 def verify_json(path: Path, *extra: str) -> tuple[int, dict[str, object]]:

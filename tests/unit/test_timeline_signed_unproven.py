@@ -16,11 +16,11 @@ from responder.timeline.checkpoint import Ack, Signer
 from tests.timeline_builders import (
     PRIVATE,
     PUBLIC,
-    TIMELINE_ENV,
     Clock,
     append_events,
     crash,
     docs_of,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
     rehash,
     rewritten_tail,
     service_recorder,
@@ -28,13 +28,7 @@ from tests.timeline_builders import (
 from tests.timeline_builders import verify_json as _verify
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_env(monkeypatch):
-    """CLI defaults come from RESPONDER_* variables; tests start without any (the verifier's cadence: 1000)."""
-    for name in TIMELINE_ENV:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_timeline_env")
 
 
 def _restart(path: Path, writer: str = "svc:9") -> None:
