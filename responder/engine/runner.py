@@ -74,8 +74,9 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     marks = marks or {}
     before = intent.before  # set: an open intent's, read before a crash cut its first run short (steps._execute)
     carried = before is not None
-    started, since = time.perf_counter(), time.monotonic()  # the read of the prior state counts in the step's time
-    if before is None and type(call.actuator).observe is not _CANNOT_OBSERVE:  # the base `observe` cannot say
+    observed = before is None and type(call.actuator).observe is not _CANNOT_OBSERVE  # the base one cannot say
+    started, since = time.perf_counter(), time.monotonic()  # a read of the prior state counts in the step's time
+    if observed:
         before = await _observed(call, since)
         if before is not None:
             intent = intent.model_copy(update={"before": before})
@@ -84,6 +85,8 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     if on_intent is not None:
         on_intent(intent, incident)
     await recorder.flush()
+    if not observed:  # otherwise from the intent's durability, as always: its wait is the timeline's, not the step's
+        started, since = time.perf_counter(), time.monotonic()
     head = {k: v for k, v in written.items() if k not in _INTENT_ONLY}
     try:
         acting = _applied(call, since)
