@@ -17,7 +17,7 @@ from pydantic_settings import SettingsConfigDict
 from responder.intake_config import IntakeSource
 from responder.settings_errors import SettingsInvalid, describe, problem
 from responder.settings_kafka import KafkaSettings, below_group_timeouts
-from responder.settings_keys import shared_keys
+from responder.settings_keys import same_ring_keys, shared_keys
 from responder.settings_sources import SourcedSettings
 
 OperatorCommand = Literal["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch",
@@ -227,10 +227,12 @@ class Settings(SourcedSettings, KafkaSettings):
     def _settings_agree(self) -> Settings:
         """In fleet mode a rebalance timeout or poll interval not above the largest fixed bound (a transaction's
         commit, a dead letter's resends…) moves a partition while the replica still waits on it; a secret in two key
-        rings, or an id in both rings a record's header names, lets one role sign as another (settings_keys.py): one
-        line each, never a secret, exit 3."""
+        rings, an id in both rings a record's header names, or one secret under two ids of a ring with different rights
+        lets one role or holder sign as another (settings_keys.py): one line each, never a secret, exit 3."""
         found = [*self.group_timeouts_too_short(),
-                 *shared_keys(self.approval_keys, self.event_signing_keys, self.notify_keys, self.intake_sources)]
+                 *shared_keys(self.approval_keys, self.event_signing_keys, self.notify_keys, self.intake_sources),
+                 *same_ring_keys(self.approval_keys, self.approver_identities, self.operator_permissions,
+                                 self.event_signing_keys, self.event_signing_key_sources)]
         if found:
             fields = type(self).model_fields
             raise SettingsInvalid([problem(name, fields[name], getattr(self, name), why) for name, why in found])

@@ -11,6 +11,13 @@ who gave the approval key's id to an event producer is told the id is unknown, n
 ids of `notify_keys` and of the intake sources are never read from a record (a step names its notify key; each
 intake source tries its own keys), so they may repeat (`k1` in every source).
 
+Within one ring, two ids may share a secret only when every setting that gives ids rights gives both the same
+(`same_ring_keys`, since 2026-12-08): an id being renamed. Otherwise whoever holds one signs as the other: alice's and
+bob's approval keys with one secret, where `approver_identities` binds each to its holder, let either approve as both;
+a viewer id with the secret of an id `operator_permissions` lets undo would send undo; an event key pinned to one
+source by `event_signing_key_sources`, with the secret of an unpinned id, signs any source. `notify_keys` grant
+nothing, so their ids may alias; intake sources' keys are checked by each source alone.
+
 Secrets are compared as the key each ring signs or checks with, not as text (since 2026-12-07; before, as text): an
 intake key `whsec_<base64>` is the bytes it decodes to, as the intake reads it, and HMAC-SHA256 hashes a key longer
 than its 64-byte block and pads a shorter one with zeros, so `s` and `s\\x00` are one key.
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import SecretStr
@@ -95,3 +102,35 @@ def shared_keys(approval: Mapping[str, SecretStr], events: Mapping[str, SecretSt
                                               f"secret): key ids must be distinct across {' and '.join(HEADER_NAMED)}, "
                                               "which a record's responder-key-id names (docs/security.md)"))
     return problems
+
+
+def _grant(given: Mapping[str, str | Sequence[str]], key_id: str) -> object:
+    """What a setting gives `key_id` (None: nothing), a list as its sorted members."""
+    value = given.get(key_id)
+    return value if value is None or isinstance(value, str) else tuple(sorted(value))
+
+
+def _aliased(ring: str, keys: Mapping[str, SecretStr],
+             grants: Mapping[str, Mapping[str, str | Sequence[str]]]) -> Iterator[tuple[str, str]]:
+    """(ring, why) for each pair of ids of `ring` with one secret that a setting of `grants` treats differently."""
+    ids_of: dict[bytes, list[str]] = {}
+    for key_id, secret in sorted(keys.items()):
+        ids_of.setdefault(hmac_key(secret.get_secret_value().encode()), []).append(key_id)
+    for ids in ids_of.values():
+        for at, first in enumerate(ids):
+            for other in ids[at + 1:]:
+                differ = [name for name, given in grants.items() if _grant(given, first) != _grant(given, other)]
+                if differ:
+                    yield ring, (f"key {first!r} has the same secret as key {other!r}, and {' and '.join(differ)} "
+                                 "give them different rights: whoever holds one could sign as the other; give each "
+                                 "id its own secret, or both the same rights while renaming one (docs/security.md)")
+
+
+def same_ring_keys(approval: Mapping[str, SecretStr], identities: Mapping[str, str],
+                   permissions: Mapping[str, Sequence[str]], events: Mapping[str, SecretStr],
+                   sources: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+    """(setting, why) for two ids of `approval_keys` (or of `event_signing_keys`) sharing a secret while
+    `approver_identities` or `operator_permissions` (or `event_signing_key_sources`) give them different rights."""
+    return [*_aliased("approval_keys", approval, {"approver_identities": identities,
+                                                  "operator_permissions": permissions}),
+            *_aliased("event_signing_keys", events, {"event_signing_key_sources": sources})]

@@ -125,3 +125,43 @@ def test_an_intake_secret_a_notification_receiver_holds_is_refused_naming_the_so
     [line] = _refused(intake_sources={"splunk": {"auth": "url-token", "keys": {"k1": SHARED}}},
                       notify_keys={"pager": SHARED})
     assert line.startswith("RESPONDER_INTAKE_SOURCES=<hidden>: intake_sources.splunk.keys key 'k1'")
+
+
+def test_one_approval_secret_under_two_bound_identities_is_refused():
+    """alice's and bob's approval key ids sharing a secret: each could sign as the other, refused naming both ids."""
+    [line] = _refused(approval_keys={"alice": SHARED, "bob": SHARED},
+                      approver_identities={"alice": "alice@corp", "bob": "bob@corp"})
+    assert line.startswith("RESPONDER_APPROVAL_KEYS=<hidden>: key 'alice' has the same secret as key 'bob'")
+    assert "approver_identities" in line
+
+
+def test_one_approval_secret_under_ids_with_other_operator_permissions_is_refused():
+    """A viewer id sharing the ops id's secret would send undo as ops: refused, naming operator_permissions."""
+    [line] = _refused(approval_keys={"ops": SHARED, "viewer": SHARED}, operator_permissions={"ops": ["undo"]})
+    assert "key 'ops' has the same secret as key 'viewer'" in line
+    assert "operator_permissions" in line
+
+
+def test_a_bound_approval_secret_also_under_an_unbound_id_is_refused():
+    """An unbound id claims any `by`: alice's secret under one lets alice's holder approve as anyone, refused."""
+    [line] = _refused(approval_keys={"alice": SHARED, "spare": SHARED}, approver_identities={"alice": "alice@corp"})
+    assert "key 'alice' has the same secret as key 'spare'" in line
+
+
+def test_one_event_secret_under_ids_allowed_other_sources_is_refused():
+    """An event key id pinned to GuardDuty sharing a secret with an unpinned id signs any source: refused."""
+    [line] = _refused(event_signing_keys={"gd": SHARED, "any": SHARED},
+                      event_signing_key_sources={"gd": ["aws.guardduty"]})
+    assert line.startswith("RESPONDER_EVENT_SIGNING_KEYS=<hidden>: key 'any' has the same secret as key 'gd'")
+    assert "event_signing_key_sources" in line
+
+
+def test_one_secret_under_two_ids_with_the_same_grants_loads_as_a_rename():
+    """Two ids of one ring with one secret and the same identity, permissions or sources load: an id being renamed."""
+    settings = Settings(approval_keys={"alice-2025": SHARED, "alice": SHARED},
+                        approver_identities={"alice-2025": "alice@corp", "alice": "alice@corp"},
+                        operator_permissions={"alice-2025": ["undo"], "alice": ["undo"]},
+                        event_signing_keys={"gd-old": "e", "gd": "e"},
+                        event_signing_key_sources={"gd-old": ["aws.guardduty"], "gd": ["aws.guardduty"]},
+                        notify_keys={"pager": "n", "pager-old": "n"})
+    assert sorted(settings.approval_keys) == ["alice", "alice-2025"]
