@@ -145,8 +145,8 @@ class Settings(SourcedSettings, KafkaSettings):
         description="approval key id → the operator requests it may send (undo, undo.force, undo.destructive, "
                     "models.rollback|switch|quarantine); unset = every operator request is refused")
     approval_keys: dict[str, SecretStr] = Field(
-        default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several at once to rotate. '
-                                          "No secret of another key ring, no id of event_signing_keys: exit 3")
+        default_factory=dict, description='HMAC keys for decisions, {"key-id": "secret"}; several to rotate. No secret '
+        "of another ring, no id of event_signing_keys, no secret under two ids with other rights: exit 3")
     approval_key_id: str | None = Field(default=None, description="the key `responder approve/deny` signs with")
     approval_decision_ttl: float = Field(
         default=900.0, gt=0, description="seconds a decision or operator request sent by the CLI stays valid; at "
@@ -170,8 +170,8 @@ class Settings(SourcedSettings, KafkaSettings):
                     'Findings Imported V2); other topics: by shape',
     )
     event_signing_keys: dict[str, SecretStr] = Field(
-        default_factory=dict, description="HMAC key id → secret for signed records; several at once for rotation. No "
-                                          "secret of another key ring and no id of approval_keys: exit 3")
+        default_factory=dict, description="HMAC key id → secret for signed records; several to rotate. No secret of "
+        "another ring, no id of approval_keys, no secret under two ids pinned to other sources: exit 3")
     event_signing_key_sources: dict[str, list[str]] = Field(
         default_factory=dict, description="key id → event sources (globs) it may sign; a key not listed signs any")
     require_signature: list[str] = Field(

@@ -104,22 +104,17 @@ def shared_keys(approval: Mapping[str, SecretStr], events: Mapping[str, SecretSt
     return problems
 
 
-def _grant(given: Mapping[str, str | Sequence[str]], key_id: str) -> object:
-    """What a setting gives `key_id` (None: nothing), a list as its sorted members."""
-    value = given.get(key_id)
-    return value if value is None or isinstance(value, str) else tuple(sorted(value))
-
-
 def _aliased(ring: str, keys: Mapping[str, SecretStr],
-             grants: Mapping[str, Mapping[str, str | Sequence[str]]]) -> Iterator[tuple[str, str]]:
-    """(ring, why) for each pair of ids of `ring` with one secret that a setting of `grants` treats differently."""
+             grants: Mapping[str, Mapping[str, object]]) -> Iterator[tuple[str, str]]:
+    """(ring, why) for each pair of ids of `ring` with one secret that a setting of `grants` (each id's rights, by
+    their effect; an id not in it has none) treats differently."""
     ids_of: dict[bytes, list[str]] = {}
     for key_id, secret in sorted(keys.items()):
         ids_of.setdefault(hmac_key(secret.get_secret_value().encode()), []).append(key_id)
     for ids in ids_of.values():
         for at, first in enumerate(ids):
             for other in ids[at + 1:]:
-                differ = [name for name, given in grants.items() if _grant(given, first) != _grant(given, other)]
+                differ = [name for name, given in grants.items() if given.get(first) != given.get(other)]
                 if differ:
                     yield ring, (f"key {first!r} has the same secret as key {other!r}, and {' and '.join(differ)} "
                                  "give them different rights: whoever holds one could sign as the other; give each "
@@ -130,7 +125,10 @@ def same_ring_keys(approval: Mapping[str, SecretStr], identities: Mapping[str, s
                    permissions: Mapping[str, Sequence[str]], events: Mapping[str, SecretStr],
                    sources: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
     """(setting, why) for two ids of `approval_keys` (or of `event_signing_keys`) sharing a secret while
-    `approver_identities` or `operator_permissions` (or `event_signing_key_sources`) give them different rights."""
-    return [*_aliased("approval_keys", approval, {"approver_identities": identities,
-                                                  "operator_permissions": permissions}),
-            *_aliased("event_signing_keys", events, {"event_signing_key_sources": sources})]
+    `approver_identities` or `operator_permissions` (or `event_signing_key_sources`) give them different rights,
+    compared by effect as the engine and the intake apply them: permissions as a set (none granted = not named),
+    sources as a set of globs (a list holding `*` = not pinned: it matches any source)."""
+    granted = {key_id: frozenset(commands) for key_id, commands in permissions.items() if commands}
+    pinned = {key_id: frozenset(globs) for key_id, globs in sources.items() if "*" not in globs}
+    return [*_aliased("approval_keys", approval, {"approver_identities": identities, "operator_permissions": granted}),
+            *_aliased("event_signing_keys", events, {"event_signing_key_sources": pinned})]

@@ -165,3 +165,24 @@ def test_one_secret_under_two_ids_with_the_same_grants_loads_as_a_rename():
                         event_signing_key_sources={"gd-old": ["aws.guardduty"], "gd": ["aws.guardduty"]},
                         notify_keys={"pager": "n", "pager-old": "n"})
     assert sorted(settings.approval_keys) == ["alice", "alice-2025"]
+
+
+@pytest.mark.parametrize(("ring", "rights"), [
+    ({"approval_keys": {"ops": SHARED, "ops-old": SHARED}}, {"operator_permissions": {"ops": []}}),
+    ({"approval_keys": {"ops": SHARED, "ops-old": SHARED}},
+     {"operator_permissions": {"ops": ["undo", "undo"], "ops-old": ["undo"]}}),
+    ({"event_signing_keys": {"gd": SHARED, "gd-old": SHARED}}, {"event_signing_key_sources": {"gd": ["*"]}}),
+    ({"event_signing_keys": {"gd": SHARED, "gd-old": SHARED}},
+     {"event_signing_key_sources": {"gd": ["aws.*", "aws.*"], "gd-old": ["aws.*"]}}),
+])
+def test_rights_equal_in_effect_but_written_otherwise_load_as_a_rename(ring, rights):
+    """No permission = not named, a repeat, and `*` = unpinned are the same rights as the engine applies them: loads."""
+    assert Settings(**ring, **rights)  # type: ignore[arg-type]
+
+
+def test_every_pair_of_three_ids_with_one_hmac_key_is_compared_whatever_the_order_of_a_grant():
+    """Three ids of one HMAC key (`s`, `s\\0`): each pair with other rights is a line; a reordered grant is the same."""
+    lines = _refused(approval_keys={"a": SHARED, "b": SHARED + "\x00", "c": SHARED},
+                     operator_permissions={"a": ["undo", "models.rollback"], "b": ["models.rollback", "undo"]})
+    assert ["key 'a' has the same secret as key 'c'" in line for line in lines] == [True, False]
+    assert "key 'b' has the same secret as key 'c'" in lines[1]
