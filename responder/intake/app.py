@@ -55,7 +55,7 @@ class Intake:
         self.auth = {name: SourceAuth(name, src) for name, src in settings.intake_sources.items()}
         self.limits = {name: RateLimiter(src.rate_per_s, src.burst) for name, src in settings.intake_sources.items()}
         self.deliveries = Deliveries(settings.intake_dedupe_ttl_s, settings.intake_dedupe_max)
-        self.replays = Deliveries(2 * TOLERANCE_S, settings.intake_dedupe_max)
+        self.replays = Deliveries(2 * TOLERANCE_S, settings.intake_dedupe_max, evict_live=False)
         self.metrics = IntakeMetrics()
         self.signing = self._signing_key(settings)
         self.producer = RecordProducer(settings, sender, self.deliveries, self.metrics, self.signing)
@@ -88,6 +88,10 @@ class Intake:
         replay_key = f"{source}\x1f{caller.webhook_id}.{caller.webhook_timestamp}" if caller.webhook_id else None
         if replay_key is not None and self.replays.seen(replay_key):  # before the rate: a replay spends none of it
             raise Problem(409, "replayed", "this webhook-id and webhook-timestamp were already delivered")
+        if replay_key is not None and self.replays.full():  # evicting a live entry would let it be replayed
+            raise Problem(503, "replay-memory-full", f"{self.replays.max_entries} signed deliveries of the last "
+                          f"{2 * TOLERANCE_S}s are remembered against replays (intake_dedupe_max); retry later",
+                          {"Retry-After": str(self.replays.retry_after())})
         self.limits[source].take()  # after authentication: nobody else can spend a source's rate
         try:
             doc = orjson.loads(body)

@@ -1,6 +1,9 @@
 """Idempotency for SIEM retries: a redelivery is acknowledged again and not produced twice.
 
-In memory, bounded (`max_entries`, oldest first) and with a TTL: correct for one intake replica. Two
+In memory, bounded (`max_entries`, oldest first) and with a TTL: correct for one intake replica. The replay memory
+(signed deliveries within twice the timestamp tolerance) keeps its live entries instead (`evict_live=False`, since
+2026-12-08): the intake refuses a new signed delivery while it is `full`, since an entry evicted early could be
+replayed. Two
 replicas, or a restart, can produce a redelivery twice; the engine's step idempotency keys still make
 each effect happen once (docs/intake.md, "Limits").
 """
@@ -8,6 +11,7 @@ each effect happen once (docs/intake.md, "Limits").
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -18,9 +22,11 @@ from responder.intake.problems import Problem
 class Deliveries:
     """Delivery keys that were acknowledged, and the ones being produced right now."""
 
-    def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic,
+                 evict_live: bool = True) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self.evict_live = evict_live
         self.clock = clock
         self._done: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[bool]] = {}
@@ -32,7 +38,7 @@ class Deliveries:
         now = self.clock()
         while self._done:
             key, (expiry, _) = next(iter(self._done.items()))
-            if expiry > now and len(self._done) <= self.max_entries:
+            if expiry > now and (len(self._done) <= self.max_entries or not self.evict_live):
                 break
             del self._done[key]
 
@@ -74,3 +80,14 @@ class Deliveries:
     def seen(self, key: str) -> bool:
         """Whether `key` was acknowledged and has not expired (no claim)."""
         return self._known(key, None)
+
+    def full(self) -> bool:
+        """Whether as many live entries as the bound are remembered (one more would have to evict a live one)."""
+        self._expire()
+        return len(self._done) >= self.max_entries
+
+    def retry_after(self) -> int:
+        """Whole seconds until the oldest entry expires (at least 1)."""
+        self._expire()
+        oldest = next(iter(self._done.values()), (self.clock(), None))[0]
+        return max(1, math.ceil(oldest - self.clock()))

@@ -71,7 +71,8 @@ POST_EVENT: dict[str, Any] = {
         "429": _problem("rate limited", retry_after=True),
         "431": {"description": f"a chunked body's trailers over {MAX_HEAD_BYTES // 1024} KiB or {MAX_HEADERS} fields "
                                "(no body; the connection is closed)"},
-        "503": _problem("Kafka did not acknowledge", retry_after=True),
+        "503": _problem("Kafka did not acknowledge, or the replay memory is full of live signed deliveries",
+                        retry_after=True),
         **INTERNAL_ERROR,
     },
 }

@@ -38,6 +38,7 @@ TITLES = {
     "format-mismatch": "responder run would decode this payload with another format",
     "slow-client": "Request body not received in time",
     "broker-unavailable": "Kafka did not acknowledge; retry later",
+    "replay-memory-full": "Too many signed deliveries within the replay window; retry later",
     "not-found": "Not found",
     "method-not-allowed": "Method not allowed",
     "internal-error": "Internal error",
