@@ -23,8 +23,8 @@ from starlette.routing import Route
 from starlette.types import Scope
 
 from responder.errors import BrokerUnavailable, ConfigError, EventRejected
-from responder.intake.auth import TOLERANCE_S, SourceAuth
-from responder.intake.deliveries import Deliveries
+from responder.intake.auth import TOLERANCE_S, Caller, SourceAuth
+from responder.intake.deliveries import Deliveries, replay_bound, replay_key
 from responder.intake.limits import RateLimiter, check_depth, read_body
 from responder.intake.metrics import IntakeMetrics
 from responder.intake.openapi import openapi_document
@@ -37,6 +37,10 @@ from responder.tracing import extract, outgoing, span
 
 log = structlog.get_logger(__name__)
 JSON_TYPES = ("application/json", "text/json")
+RETRIABLE = frozenset({429, 500, 503})
+"""Refusals a retry of the same signed bytes may get past (rate, a bug, the broker): their webhook-id and timestamp
+are not remembered against replays. Any other refusal is remembered: some records may have been acknowledged (a 413
+after the others), and a replay would be refused alike."""
 
 
 class Intake:
@@ -55,7 +59,9 @@ class Intake:
         self.auth = {name: SourceAuth(name, src) for name, src in settings.intake_sources.items()}
         self.limits = {name: RateLimiter(src.rate_per_s, src.burst) for name, src in settings.intake_sources.items()}
         self.deliveries = Deliveries(settings.intake_dedupe_ttl_s, settings.intake_dedupe_max)
-        self.replays = Deliveries(2 * TOLERANCE_S, settings.intake_dedupe_max, evict_live=False)
+        self.replays = {name: Deliveries(2 * TOLERANCE_S, replay_bound(src.rate_per_s, src.burst, 2 * TOLERANCE_S),
+                                           evict_live=False)
+                        for name, src in settings.intake_sources.items()}
         self.metrics = IntakeMetrics()
         self.signing = self._signing_key(settings)
         self.producer = RecordProducer(settings, sender, self.deliveries, self.metrics, self.signing)
@@ -85,13 +91,31 @@ class Intake:
         body = await read_body(request.stream(), request.headers.get("content-length"), s.intake_max_body_bytes,
                                s.intake_read_timeout_s)
         caller = auth.check(request.headers, request.query_params, body)
-        replay_key = f"{source}\x1f{caller.webhook_id}.{caller.webhook_timestamp}" if caller.webhook_id else None
-        if replay_key is not None and self.replays.seen(replay_key):  # before the rate: a replay spends none of it
+        if not caller.webhook_id:
+            return await self._accepted(source, caller, body, request)
+        replays, key = self.replays[source], replay_key(caller.webhook_id, caller.webhook_timestamp)
+        if replays.seen(key):  # before the rate: a replay spends none of it
             raise Problem(409, "replayed", "this webhook-id and webhook-timestamp were already delivered")
-        if replay_key is not None and self.replays.full():  # evicting a live entry would let it be replayed
-            raise Problem(503, "replay-memory-full", f"{self.replays.max_entries} signed deliveries of the last "
-                          f"{2 * TOLERANCE_S}s are remembered against replays (intake_dedupe_max); retry later",
-                          {"Retry-After": str(self.replays.retry_after())})
+        if replays.full():  # not reached while the source keeps its rate (replay_bound); never evicts a live entry
+            raise Problem(503, "replay-memory-full", f"{replays.max_entries} signed deliveries of the last "
+                          f"{2 * TOLERANCE_S}s are remembered against replays; retry later",
+                          {"Retry-After": str(replays.retry_after())})
+        if not await replays.claim(key):  # a copy of it arrived first and was delivered
+            raise Problem(409, "replayed", "this webhook-id and webhook-timestamp were already delivered")
+        remembered = False
+        try:
+            answer = await self._accepted(source, caller, body, request)
+            remembered = True
+            return answer
+        except Problem as refused:  # remembered unless a retry of these very bytes may get past it
+            remembered = refused.status not in RETRIABLE
+            raise
+        finally:
+            replays.done(key, None, remembered)
+
+    async def _accepted(self, source: str, caller: Caller, body: bytes, request: Request) -> dict[str, Any]:
+        """From the rate limit to the 202 body, for an authenticated request that is no replay."""
+        s = self.settings
         self.limits[source].take()  # after authentication: nobody else can spend a source's rate
         try:
             doc = orjson.loads(body)
@@ -115,8 +139,6 @@ class Intake:
             records = records_for(source, body, doc, events, caller.webhook_id, s.intake_sources[source].format,
                                   body_limit=s.intake_max_body_bytes)
             produced, duplicates = await self.producer.produce(caller, trace, records)
-        if replay_key is not None:
-            self.replays.done(replay_key, None, True)
         return {"status": "accepted", "events": [e.id for e in events], "produced": produced,
                 "duplicates": duplicates, "incident_keys": sorted({e.incident_key for e in events}),
                 "trace_id": dict(trace)["traceparent"].decode().split("-")[1]}

@@ -1,9 +1,10 @@
 """Idempotency for SIEM retries: a redelivery is acknowledged again and not produced twice.
 
-In memory, bounded (`max_entries`, oldest first) and with a TTL: correct for one intake replica. The replay memory
-(signed deliveries within twice the timestamp tolerance) keeps its live entries instead (`evict_live=False`, since
-2026-12-08): the intake refuses a new signed delivery while it is `full`, since an entry evicted early could be
-replayed. Two
+In memory, bounded (`max_entries`, oldest first) and with a TTL: correct for one intake replica. Each source's
+replay memory (its signed deliveries within twice the timestamp tolerance) keeps its live entries instead
+(`evict_live=False`, since 2026-12-08), bounded by what the source's rate admits in that time (`replay_bound`), so it
+is never full while the source keeps its rate; were it full, the intake would refuse the source's new signed
+deliveries (503), since an entry evicted early could be replayed. Two
 replicas, or a restart, can produce a redelivery twice; the engine's step idempotency keys still make
 each effect happen once (docs/intake.md, "Limits").
 """
@@ -11,12 +12,24 @@ each effect happen once (docs/intake.md, "Limits").
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
 from responder.intake.problems import Problem
+
+
+def replay_bound(rate_per_s: float, burst: int, window_s: float) -> int:
+    """The most deliveries a source's token bucket admits in `window_s` (twice the timestamp tolerance): its replay
+    memory's bound, so that it never has to forget a live entry."""
+    return burst + math.ceil(rate_per_s * window_s)
+
+
+def replay_key(webhook_id: str, timestamp: str | None) -> str:
+    """A signed delivery's replay entry: a digest of its id and timestamp (an id may be as long as a header)."""
+    return hashlib.sha256(f"{webhook_id}\x1f{timestamp}".encode()).hexdigest()
 
 
 class Deliveries:
@@ -87,7 +100,10 @@ class Deliveries:
         return len(self._done) >= self.max_entries
 
     def retry_after(self) -> int:
-        """Whole seconds until the oldest entry expires (at least 1)."""
+        """Whole seconds until enough entries expire for one more to fit (at least 1)."""
         self._expire()
-        oldest = next(iter(self._done.values()), (self.clock(), None))[0]
-        return max(1, math.ceil(oldest - self.clock()))
+        over = len(self._done) - self.max_entries
+        if over < 0:
+            return 1
+        expiry = next(v[0] for n, v in enumerate(self._done.values()) if n == over)
+        return max(1, math.ceil(expiry - self.clock()))
