@@ -27,7 +27,7 @@ class IntakeSource(BaseModel):
                                        description="key id → secret; several at once while rotating")
     format: str | None = Field(default=None, description="decoder format or family; unset = by shape")
     topic: str | None = Field(default=None, description="topic to produce to; unset = intake_topic")
-    rate_per_s: float = Field(default=50.0, gt=0, description="sustained requests per second")
+    rate_per_s: float = Field(default=50.0, gt=0, allow_inf_nan=False, description="sustained requests per second")
     burst: int = Field(default=100, ge=1, description="requests allowed at once above the rate")
 
 

@@ -37,10 +37,6 @@ from responder.tracing import extract, outgoing, span
 
 log = structlog.get_logger(__name__)
 JSON_TYPES = ("application/json", "text/json")
-RETRIABLE = frozenset({429, 500, 503})
-"""Refusals a retry of the same signed bytes may get past (rate, a bug, the broker): their webhook-id and timestamp
-are not remembered against replays. Any other refusal is remembered: some records may have been acknowledged (a 413
-after the others), and a replay would be refused alike."""
 
 
 class Intake:
@@ -91,32 +87,29 @@ class Intake:
         body = await read_body(request.stream(), request.headers.get("content-length"), s.intake_max_body_bytes,
                                s.intake_read_timeout_s)
         caller = auth.check(request.headers, request.query_params, body)
-        if not caller.webhook_id:
-            return await self._accepted(source, caller, body, request)
-        replays, key = self.replays[source], replay_key(caller.webhook_id, caller.webhook_timestamp)
+        if caller.webhook_id:
+            self._admit_signed(source, caller)
+        else:
+            self.limits[source].take()  # after authentication: nobody else can spend a source's rate
+        return await self._accepted(source, caller, body, request)
+
+    def _admit_signed(self, source: str, caller: Caller) -> None:
+        """A signed delivery's replay check, then its token, then its entry in the source's replay memory: remembered
+        from its admission whatever its outcome (a sender's retry signs a new timestamp), so a copy, racing or
+        later, is a 409 and at most `replay_bound` entries are live (each spent a token in the last 600 s)."""
+        replays, key = self.replays[source], replay_key(str(caller.webhook_id), caller.webhook_timestamp)
         if replays.seen(key):  # before the rate: a replay spends none of it
             raise Problem(409, "replayed", "this webhook-id and webhook-timestamp were already delivered")
         if replays.full():  # not reached while the source keeps its rate (replay_bound); never evicts a live entry
             raise Problem(503, "replay-memory-full", f"{replays.max_entries} signed deliveries of the last "
                           f"{2 * TOLERANCE_S}s are remembered against replays; retry later",
                           {"Retry-After": str(replays.retry_after())})
-        if not await replays.claim(key):  # a copy of it arrived first and was delivered
-            raise Problem(409, "replayed", "this webhook-id and webhook-timestamp were already delivered")
-        remembered = False
-        try:
-            answer = await self._accepted(source, caller, body, request)
-            remembered = True
-            return answer
-        except Problem as refused:  # remembered unless a retry of these very bytes may get past it
-            remembered = refused.status not in RETRIABLE
-            raise
-        finally:
-            replays.done(key, None, remembered)
+        self.limits[source].take()
+        replays.done(key, None, True)
 
     async def _accepted(self, source: str, caller: Caller, body: bytes, request: Request) -> dict[str, Any]:
-        """From the rate limit to the 202 body, for an authenticated request that is no replay."""
+        """From the decode to the 202 body, for an authenticated request admitted by its rate (and no replay)."""
         s = self.settings
-        self.limits[source].take()  # after authentication: nobody else can spend a source's rate
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

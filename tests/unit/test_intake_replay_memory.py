@@ -1,10 +1,11 @@
 """Each intake source's replay memory never forgets a signed delivery inside its window: it is sized by what the
-source's rate admits in that window, a refusal a retry cannot get past is remembered too, and a copy racing the
-original is a replay; were the memory full, a new signed delivery would be answered 503 with Retry-After."""
+source's rate admits in that window, a delivery is remembered from its admission whatever its outcome, and a copy
+racing the original is a replay; were the memory full, a new signed delivery would be answered 503 + Retry-After."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -97,6 +98,7 @@ def test_each_source_remembers_as_many_deliveries_as_its_rate_admits_in_the_wind
     assert other.status_code == 202
     assert (intake.replays["hooks"].max_entries, intake.replays["other"].max_entries) == (4, 1300)
     assert (len(intake.replays["hooks"]), len(intake.replays["other"])) == (3, 1)
+    assert not any(memory.evict_live for memory in intake.replays.values())
     assert replay_bound(50.0, 100, 600.0) == 30_100
 
 
@@ -135,7 +137,7 @@ def test_a_signed_delivery_refused_after_some_records_were_acknowledged_is_remem
 
 
 def test_a_delivery_refused_for_its_rate_is_not_remembered_so_its_retry_goes_through() -> None:
-    """A 429 is no delivery: the same signed bytes sent again once the rate allows are produced (no 409)."""
+    """A 429 comes before admission: the same signed bytes sent again once the rate allows are produced (no 409)."""
     clock = Clock()
     intake = Intake(intake_settings(intake_sources={"hooks": {**HOOKS, "rate_per_s": 1.0, "burst": 1}}),
                     FakeSender())
@@ -173,3 +175,20 @@ def test_a_replay_entry_is_a_digest_whatever_the_length_of_the_webhook_id() -> N
     """A 60 KB webhook-id costs a 64-character entry, not its own length."""
     assert len(replay_key("x" * 60_000, "1700000000")) == 64
     assert replay_key("a", "1") != replay_key("a", "2")
+
+
+def test_a_signed_delivery_the_broker_failed_is_remembered_and_its_resigned_retry_is_produced() -> None:
+    """A 503 after admission is remembered: its captured copy is 409, the sender's retry (new timestamp) is produced."""
+    sender = FakeSender()
+    intake = Intake(intake_settings(intake_sources={"hooks": HOOKS}), sender)
+    body = corpus("datadog")
+    now = int(time.time())
+    captured, retry = webhook_headers(body, wid="m1", ts=now), webhook_headers(body, wid="m1", ts=now + 1)
+    with TestClient(create_app(intake)) as client:
+        sender.down = True
+        failed = client.post("/v1/events/hooks", content=body, headers=captured)
+        sender.down = False
+        replayed = client.post("/v1/events/hooks", content=body, headers=captured)
+        retried = client.post("/v1/events/hooks", content=body, headers=retry)
+    assert [a.status_code for a in (failed, replayed, retried)] == [503, 409, 202]
+    assert len(sender.sent) == 1
