@@ -1,0 +1,128 @@
+"""Runs after a version-1 checkpoint (a file an older release signed): judged by the rules that need no cadence."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from responder.timeline import FileStore, Recorder
+from tests.timeline_builders import (
+    Clock,
+    RecorderV1,
+    append_events,
+    crash,
+    cut_back_to_version_1,
+    docs_of,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
+    service_recorder,
+)
+from tests.timeline_builders import verify_json as _verify
+
+pytestmark = pytest.mark.usefixtures("no_timeline_env")
+OFFLINE = "offline:host:42:abc123"
+
+
+def _start(path: Path, writer: str = "svc:9") -> None:
+    """An upgraded service started with the key: it checkpoints (v2) before its first entry, writes one, stops."""
+    clock = Clock()
+    clock.now += 10 * 86400
+    rec = service_recorder(path, clock, writer)
+    append_events(rec, clock, 1)
+    rec.close()
+
+
+def _alternating(k: int) -> tuple[str, str]:
+    return ("svc:1" if k % 2 == 0 else "svc:2", "event.received")
+
+
+def _mislabelled(k: int) -> tuple[str, str]:
+    return "offline:x", "event.received"
+
+
+def _offline_after_three(k: int) -> tuple[str, str]:
+    return ("svc:1", "event.received") if k < 3 else (OFFLINE, "undo.intent")
+
+
+@pytest.mark.parametrize(("label", "forged", "every", "verdict"), [
+    (_alternating, 40, None, "unsigned_tail_two_writers"),
+    (_mislabelled, 40, None, "unsigned_tail_not_offline"),
+    (_offline_after_three, 8, "5", "unsigned_offline_tail"),
+], ids=["two-writers", "not-offline", "offline-past-cadence"])
+def test_a_run_forged_after_a_version_1_checkpoint_stays_unproven_once_a_start_signs_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, label: Callable[[int], tuple[str, str]], forged: int,
+        every: str | None, verdict: str) -> None:
+    """A file cut back to its last v1 checkpoint, a forged run, then a keyed start: exit 4 naming the run, not 0."""
+    if every is not None:
+        monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", every)
+    path = tmp_path / "t.jsonl"
+    last_v1 = cut_back_to_version_1(path, forged, label)
+    code, body = _verify(path)
+    assert (code, body["verdict"]) == (4, verdict), body
+    _start(path)
+    for extra in ((), ("--require-cadence",)):
+        code, body = _verify(path, *extra)
+        assert (code, body["verdict"]) == (4, "signed_unproven_tail"), body
+        [seg] = body["signed_unproven"]
+        assert (seg["verdict"], seg["first_seq"], seg["last_seq"], seg["signed_by"]) == (
+            verdict, last_v1 + 1, last_v1 + forged, last_v1 + forged + 1)
+
+
+def test_a_run_forged_after_a_version_1_checkpoint_as_one_writer_still_verifies(tmp_path: Path) -> None:
+    """What is left to the archive: one writer's forged run (times unjudged after v1), signed by a start: exit 0."""
+    path = tmp_path / "t.jsonl"
+    cut_back_to_version_1(path)
+    _start(path)
+    code, body = _verify(path)
+    assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
+
+
+def _versions(path: Path) -> list[int]:
+    return [d["body"]["v"] for d in docs_of(path) if d["kind"] == "checkpoint"]
+
+
+def test_an_older_releases_crash_tail_signed_by_an_upgraded_start_verifies(tmp_path: Path) -> None:
+    """An older release's file (v1), its writer killed after a checkpoint, then an upgraded start: verified, exit 0."""
+    path, clock = tmp_path / "t.jsonl", Clock()
+    old = service_recorder(path, clock, "svc:1", every=3, cls=RecorderV1)
+    append_events(old, clock, 5, step=0.1)
+    crash(old)
+    assert _verify(path)[1]["verdict"] == "unsigned_tail"
+    _start(path)
+    assert _versions(path) == [1, 2, 2]
+    code, body = _verify(path)
+    assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
+
+
+def test_an_older_releases_restart_then_an_upgrade_verifies(tmp_path: Path) -> None:
+    """Killed, restarted on the older release (whose first v1 checkpoint signs both writers), killed, upgraded: 0."""
+    path, clock = tmp_path / "t.jsonl", Clock()
+    first = service_recorder(path, clock, "svc:1", every=3, cls=RecorderV1)
+    append_events(first, clock, 4, step=0.1)
+    crash(first)
+    again = service_recorder(path, clock, "svc:2", every=3, cls=RecorderV1)
+    append_events(again, clock, 3, step=0.1)  # its v1 checkpoint after its second entry signs svc:1's and svc:2's
+    crash(again)
+    assert [d["writer"] for d in docs_of(path)][4:7] == ["svc:1", "svc:2", "svc:2"]
+    assert _verify(path)[1]["verdict"] == "unsigned_tail"
+    _start(path)
+    assert _versions(path) == [1, 1, 2, 2]
+    code, body = _verify(path)
+    assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
+
+
+def test_an_older_releases_offline_command_without_the_key_then_an_upgrade_verifies(tmp_path: Path) -> None:
+    """A v1 file, its service killed, an offline undo without the key (offline:host:pid:token), upgraded: exit 0."""
+    path, clock = tmp_path / "t.jsonl", Clock()
+    old = service_recorder(path, clock, "svc:1", every=3, cls=RecorderV1)
+    append_events(old, clock, 4, step=0.1)
+    crash(old)
+    offline = Recorder(FileStore(path), writer=OFFLINE, clock=clock)
+    offline.append("undo.intent", {"step": "s"}, "inc-1")
+    offline.append("undo.result", {"step": "s"}, "inc-1")
+    offline.close()
+    assert _verify(path)[1]["verdict"] == "unsigned_tail"
+    _start(path)
+    code, body = _verify(path)
+    assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
