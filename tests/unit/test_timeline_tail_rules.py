@@ -13,12 +13,12 @@ from responder.timeline import FileStore, Recorder
 from responder.timeline.checkpoint import Signer
 from tests.timeline_builders import (
     PRIVATE,
-    TIMELINE_ENV,
     Clock,
     RecorderV1,
     append_events,
     crash,
     cut_back_to_version_1,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
     rewritten_tail,
     service_recorder,
 )
@@ -26,13 +26,7 @@ from tests.timeline_builders import docs_of as _docs
 from tests.timeline_builders import verify_json as _verify
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_env(monkeypatch):
-    """CLI defaults come from RESPONDER_* variables; tests start without any (the verifier's cadence: 1000)."""
-    for name in TIMELINE_ENV:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_timeline_env")
 
 
 def _checkpoints(path: Path) -> list[dict]:
