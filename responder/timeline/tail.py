@@ -82,6 +82,7 @@ def not_offline(writer: str, kind: str, step: object) -> str | None:
 _TIMES = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}\+00:00)*")
 """Any number of times of day in the form a recorder stamps them, back to back (each 32 characters)."""
 _STAMP_LEN = 32
+"""Each time is one stamp: `_TIMES` matches any concatenation, so an `at` of two stamps end to end would pass it."""
 _WRITER, _AT = itemgetter(0), itemgetter(1)
 
 
