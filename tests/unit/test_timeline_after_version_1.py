@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from responder.timeline import FileStore, Recorder
 from tests.timeline_builders import (
@@ -16,6 +17,7 @@ from tests.timeline_builders import (
     cut_back_to_version_1,
     docs_of,
     no_timeline_env,  # noqa: F401 (the fixture every test here uses)
+    rewritten_tail,
     service_recorder,
 )
 from tests.timeline_builders import verify_json as _verify
@@ -35,6 +37,10 @@ def _start(path: Path, writer: str = "svc:9") -> None:
 
 def _alternating(k: int) -> tuple[str, str]:
     return ("svc:1" if k % 2 == 0 else "svc:2", "event.received")
+
+
+def _alternating_writer(k: int) -> str:
+    return _alternating(k)[0]
 
 
 def _mislabelled(k: int) -> tuple[str, str]:
@@ -126,3 +132,35 @@ def test_an_older_releases_offline_command_without_the_key_then_an_upgrade_verif
     _start(path)
     code, body = _verify(path)
     assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
+
+
+def _start_logs(path: Path) -> list[dict[str, object]]:
+    """What an upgraded start logs under `timeline_signed_unproven_tail` (its checkpoint signing the tail it read)."""
+    with capture_logs() as logs:
+        _start(path)
+    return [e for e in logs if e["event"] == "timeline_signed_unproven_tail"]
+
+
+@pytest.mark.parametrize("cut", [False, True], ids=["after-v2", "after-v1"])
+def test_a_start_signing_a_tail_verify_reports_unproven_says_so_in_its_log(tmp_path: Path, cut: bool) -> None:
+    """The start's checkpoint over a two-writer tail logs a warning naming the run and verdict that verify reports."""
+    path = tmp_path / "t.jsonl"
+    if cut:
+        cut_back_to_version_1(path, 6, _alternating)
+    else:
+        rewritten_tail(path, _alternating_writer)
+    [event] = _start_logs(path)
+    [seg] = _verify(path)[1]["signed_unproven"]
+    assert event["log_level"] == "warning"
+    assert (event["verdict"], event["first_seq"], event["last_seq"], event["checkpoint_seq"], event["reason"]) == (
+        seg["verdict"], seg["first_seq"], seg["last_seq"], seg["signed_by"], seg["reason"])
+    assert seg["verdict"] == "unsigned_tail_two_writers"
+
+
+def test_a_start_signing_a_crash_tail_logs_no_warning(tmp_path: Path) -> None:
+    """An older release's crash tail signed by an upgraded start: no `timeline_signed_unproven_tail` in its log."""
+    path, clock = tmp_path / "t.jsonl", Clock()
+    old = service_recorder(path, clock, "svc:1", every=3, cls=RecorderV1)
+    append_events(old, clock, 5, step=0.1)
+    crash(old)
+    assert _start_logs(path) == []
