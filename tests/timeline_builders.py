@@ -72,6 +72,16 @@ def crash(rec: Recorder) -> None:
     rec.store.close()
 
 
+def keyed_start(path: Path, writer: str = "svc:9") -> None:
+    """A service started with the key on the file, ten days on: it checkpoints before its first entry (version 2, when
+    entries follow the last checkpoint), writes one, stops."""
+    clock = Clock()
+    clock.now += 10 * 86400
+    rec = service_recorder(path, clock, writer)
+    append_events(rec, clock, 1)
+    rec.close()
+
+
 def signed_recorder(path: Path, every: int = 5, interval: float = 3600.0) -> Recorder:
     """A file recorder that checkpoints every `every` entries with the test key."""
     return Recorder(FileStore(path), writer="test", signer=Signer.from_text(PRIVATE), checkpoint_every=every,

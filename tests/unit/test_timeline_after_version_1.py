@@ -20,19 +20,11 @@ from tests.timeline_builders import (
     rewritten_tail,
     service_recorder,
 )
+from tests.timeline_builders import keyed_start as _start
 from tests.timeline_builders import verify_json as _verify
 
 pytestmark = pytest.mark.usefixtures("no_timeline_env")
 OFFLINE = "offline:host:42:abc123"
-
-
-def _start(path: Path, writer: str = "svc:9") -> None:
-    """An upgraded service started with the key: it checkpoints (v2) before its first entry, writes one, stops."""
-    clock = Clock()
-    clock.now += 10 * 86400
-    rec = service_recorder(path, clock, writer)
-    append_events(rec, clock, 1)
-    rec.close()
 
 
 def _alternating(k: int) -> tuple[str, str]:
@@ -88,50 +80,48 @@ def _versions(path: Path) -> list[int]:
     return [d["body"]["v"] for d in docs_of(path) if d["kind"] == "checkpoint"]
 
 
-def test_an_older_releases_crash_tail_signed_by_an_upgraded_start_verifies(tmp_path: Path) -> None:
-    """An older release's file (v1), its writer killed after a checkpoint, then an upgraded start: verified, exit 0."""
-    path, clock = tmp_path / "t.jsonl", Clock()
-    old = service_recorder(path, clock, "svc:1", every=3, cls=RecorderV1)
-    append_events(old, clock, 5, step=0.1)
+def _older_release_killed(path: Path, clock: Clock, entries: int, writer: str = "svc:1") -> None:
+    """An older release's service (v1 checkpoints every 3 entries, none owed at its start) writes, then is killed."""
+    old = service_recorder(path, clock, writer, every=3, cls=RecorderV1)
+    append_events(old, clock, entries, step=0.1)
     crash(old)
+
+
+def _upgrade_verifies(path: Path) -> list[int]:
+    """The tail an older release left is `unsigned_tail`; an upgraded start signs it: verified, exit 0, nothing
+    flagged. Returns the checkpoints' versions."""
     assert _verify(path)[1]["verdict"] == "unsigned_tail"
     _start(path)
-    assert _versions(path) == [1, 2, 2]
     code, body = _verify(path)
     assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
+    return _versions(path)
+
+
+def test_an_older_releases_crash_tail_signed_by_an_upgraded_start_verifies(tmp_path: Path) -> None:
+    """An older release's file (v1), its writer killed after a checkpoint, then an upgraded start: verified, exit 0."""
+    path = tmp_path / "t.jsonl"
+    _older_release_killed(path, Clock(), 5)
+    assert _upgrade_verifies(path) == [1, 2, 2]
 
 
 def test_an_older_releases_restart_then_an_upgrade_verifies(tmp_path: Path) -> None:
     """Killed, restarted on the older release (whose first v1 checkpoint signs both writers), killed, upgraded: 0."""
     path, clock = tmp_path / "t.jsonl", Clock()
-    first = service_recorder(path, clock, "svc:1", every=3, cls=RecorderV1)
-    append_events(first, clock, 4, step=0.1)
-    crash(first)
-    again = service_recorder(path, clock, "svc:2", every=3, cls=RecorderV1)
-    append_events(again, clock, 3, step=0.1)  # its v1 checkpoint after its second entry signs svc:1's and svc:2's
-    crash(again)
+    _older_release_killed(path, clock, 4)
+    _older_release_killed(path, clock, 3, "svc:2")  # its v1 checkpoint after its 2nd entry signs svc:1's and svc:2's
     assert [d["writer"] for d in docs_of(path)][4:7] == ["svc:1", "svc:2", "svc:2"]
-    assert _verify(path)[1]["verdict"] == "unsigned_tail"
-    _start(path)
-    assert _versions(path) == [1, 1, 2, 2]
-    code, body = _verify(path)
-    assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
+    assert _upgrade_verifies(path) == [1, 1, 2, 2]
 
 
 def test_an_older_releases_offline_command_without_the_key_then_an_upgrade_verifies(tmp_path: Path) -> None:
     """A v1 file, its service killed, an offline undo without the key (offline:host:pid:token), upgraded: exit 0."""
     path, clock = tmp_path / "t.jsonl", Clock()
-    old = service_recorder(path, clock, "svc:1", every=3, cls=RecorderV1)
-    append_events(old, clock, 4, step=0.1)
-    crash(old)
+    _older_release_killed(path, clock, 4)
     offline = Recorder(FileStore(path), writer=OFFLINE, clock=clock)
     offline.append("undo.intent", {"step": "s"}, "inc-1")
     offline.append("undo.result", {"step": "s"}, "inc-1")
     offline.close()
-    assert _verify(path)[1]["verdict"] == "unsigned_tail"
-    _start(path)
-    code, body = _verify(path)
-    assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
+    assert _upgrade_verifies(path) == [1, 2, 2]
 
 
 def _start_logs(path: Path) -> list[dict[str, object]]:
@@ -159,8 +149,6 @@ def test_a_start_signing_a_tail_verify_reports_unproven_says_so_in_its_log(tmp_p
 
 def test_a_start_signing_a_crash_tail_logs_no_warning(tmp_path: Path) -> None:
     """An older release's crash tail signed by an upgraded start: no `timeline_signed_unproven_tail` in its log."""
-    path, clock = tmp_path / "t.jsonl", Clock()
-    old = service_recorder(path, clock, "svc:1", every=3, cls=RecorderV1)
-    append_events(old, clock, 5, step=0.1)
-    crash(old)
+    path = tmp_path / "t.jsonl"
+    _older_release_killed(path, Clock(), 5)
     assert _start_logs(path) == []

@@ -25,19 +25,11 @@ from tests.timeline_builders import (
     rewritten_tail,
     service_recorder,
 )
+from tests.timeline_builders import keyed_start as _restart
 from tests.timeline_builders import verify_json as _verify
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("no_timeline_env")
-
-
-def _restart(path: Path, writer: str = "svc:9") -> None:
-    """A service started with the key on the file: it checkpoints before its first entry, writes one, stops."""
-    clock = Clock()
-    clock.now += 10 * 86400
-    rec = service_recorder(path, clock, writer)
-    append_events(rec, clock, 1)
-    rec.close()
 
 
 def _sign(path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> object:
