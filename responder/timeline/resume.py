@@ -94,7 +94,7 @@ def read_back(store: TimelineStore) -> ReadBack:
             out.run.clear()
         else:
             out.since_checkpoint += 1
-            out.run.append((str(last.get("writer")), str(last.get("at")), kind,
+            out.run.append((str(last.get("writer")), str(last.get("at")), str(kind),
                             body.get("step") if isinstance(body, dict) else None))
         out.next_seq, out.head, out.last_seq = seq + 1, digest, seq
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 from structlog.testing import capture_logs
 
@@ -29,10 +30,6 @@ OFFLINE = "offline:host:42:abc123"
 
 def _alternating(k: int) -> tuple[str, str]:
     return ("svc:1" if k % 2 == 0 else "svc:2", "event.received")
-
-
-def _alternating_writer(k: int) -> str:
-    return _alternating(k)[0]
 
 
 def _mislabelled(k: int) -> tuple[str, str]:
@@ -131,20 +128,23 @@ def _start_logs(path: Path) -> list[dict[str, object]]:
     return [e for e in logs if e["event"] == "timeline_signed_unproven_tail"]
 
 
-@pytest.mark.parametrize("cut", [False, True], ids=["after-v2", "after-v1"])
-def test_a_start_signing_a_tail_verify_reports_unproven_says_so_in_its_log(tmp_path: Path, cut: bool) -> None:
-    """The start's checkpoint over a two-writer tail logs a warning naming the run and verdict that verify reports."""
+@pytest.mark.parametrize(("cut", "label", "verdict"), [
+    (False, _alternating, "unsigned_tail_two_writers"), (True, _alternating, "unsigned_tail_two_writers"),
+    (True, _mislabelled, "unsigned_tail_not_offline")], ids=["after-v2", "after-v1", "after-v1-not-offline"])
+def test_a_start_signing_a_tail_verify_reports_unproven_says_so_in_its_log(
+        tmp_path: Path, cut: bool, label: Callable[[int], tuple[str, str]], verdict: str) -> None:
+    """The start's checkpoint over an unproven tail logs a warning naming the run and verdict that verify reports."""
     path = tmp_path / "t.jsonl"
     if cut:
-        cut_back_to_version_1(path, 6, _alternating)
+        cut_back_to_version_1(path, 6, label)
     else:
-        rewritten_tail(path, _alternating_writer)
+        rewritten_tail(path, lambda k: label(k)[0])
     [event] = _start_logs(path)
     [seg] = _verify(path)[1]["signed_unproven"]
     assert event["log_level"] == "warning"
     assert (event["verdict"], event["first_seq"], event["last_seq"], event["checkpoint_seq"], event["reason"]) == (
         seg["verdict"], seg["first_seq"], seg["last_seq"], seg["signed_by"], seg["reason"])
-    assert seg["verdict"] == "unsigned_tail_two_writers"
+    assert seg["verdict"] == verdict
 
 
 def test_a_start_signing_a_crash_tail_logs_no_warning(tmp_path: Path) -> None:
@@ -152,3 +152,22 @@ def test_a_start_signing_a_crash_tail_logs_no_warning(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     _older_release_killed(path, Clock(), 5)
     assert _start_logs(path) == []
+
+
+@pytest.mark.parametrize("kind", [[], {"a": 1}, 7])
+def test_a_start_over_a_last_entry_with_a_kind_that_is_no_string_does_not_crash(tmp_path: Path, kind: object) -> None:
+    """A last entry labelled offline with a list, dict or number as its kind: a keyed start still starts (and warns)."""
+    path = tmp_path / "t.jsonl"
+    clock = Clock()
+    rec = service_recorder(path, clock, every=5)
+    append_events(rec, clock, 3)
+    rec.close()
+    last = docs_of(path)[-1]
+    odd = {"seq": last["seq"] + 1, "writer": OFFLINE, "at": last["at"], "kind": kind, "incident": None,
+           "body": {}, "prev": last["hash"], "hash": "f" * 64}
+    with path.open("ab") as fh:
+        fh.write(orjson.dumps(odd, option=orjson.OPT_SORT_KEYS) + b"\n")
+    with capture_logs() as logs:
+        _start(path)
+    assert [e["verdict"] for e in logs if e["event"] == "timeline_signed_unproven_tail"] == [
+        "unsigned_tail_not_offline"]
