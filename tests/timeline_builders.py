@@ -72,6 +72,16 @@ def crash(rec: Recorder) -> None:
     rec.store.close()
 
 
+def keyed_start(path: Path, writer: str = "svc:9") -> None:
+    """A service started with the key on the file, ten days on: it checkpoints before its first entry (version 2, when
+    entries follow the last checkpoint), writes one, stops."""
+    clock = Clock()
+    clock.now += 10 * 86400
+    rec = service_recorder(path, clock, writer)
+    append_events(rec, clock, 1)
+    rec.close()
+
+
 def signed_recorder(path: Path, every: int = 5, interval: float = 3600.0) -> Recorder:
     """A file recorder that checkpoints every `every` entries with the test key."""
     return Recorder(FileStore(path), writer="test", signer=Signer.from_text(PRIVATE), checkpoint_every=every,
@@ -145,7 +155,13 @@ def rewritten_tail(path: Path, label: Callable[[int], str], hours: bool = True) 
 
 
 class RecorderV1(Recorder):
-    """The recorder as before 2026-12-07: version-1 checkpoints, which sign no cadence (what older files hold)."""
+    """The recorder as before 2026-12-07: version-1 checkpoints, which sign no cadence (what older files hold), and a
+    start that owes no checkpoint before its first entry (one only once the unsigned run on disk reached the cadence).
+    """
+
+    def _resume(self) -> None:
+        super()._resume()
+        self._owed = False
 
     def checkpoint(self) -> TimelineEntry | None:
         """A version-1 checkpoint over the head, as the recorder wrote it then."""
@@ -155,3 +171,26 @@ class RecorderV1(Recorder):
         self._since_checkpoint, self._owed = 0, False
         self._checkpoint_clock = self.clock()
         return self._seal(EntryKind.CHECKPOINT, dict(body), None)
+
+
+def cut_back_to_version_1(path: Path, forged: int = 40,
+                          label: Callable[[int], tuple[str, str]] | None = None) -> int:
+    """The review's b_downgrade: a file an older release signed (version 1) and an upgraded one continued, cut back to
+    its last version-1 checkpoint, then `forged` entries an hour apart appended and rehashed (no key needed): the `k`th
+    of the writer and kind `label(k)` (default: the entry's before the checkpoint). Returns that checkpoint's seq."""
+    clock = Clock()
+    old = service_recorder(path, clock, every=3, cls=RecorderV1)
+    append_events(old, clock, 5, step=0.1)
+    old.close()
+    new = service_recorder(path, clock, every=3)
+    append_events(new, clock, 30)
+    new.close()
+    docs = docs_of(path)
+    last_v1 = max(d["seq"] for d in docs if d["kind"] == "checkpoint" and d["body"]["v"] == 1)
+    kept, template = [d for d in docs if d["seq"] <= last_v1], docs[last_v1 - 1]
+    for k in range(forged):
+        at = (datetime.fromisoformat(template["at"]) + timedelta(hours=k + 1)).isoformat()
+        writer, kind = label(k) if label is not None else (template["writer"], template["kind"])
+        kept.append({**template, "writer": writer, "kind": kind, "body": {"forged": k}, "at": at})
+    path.write_bytes(rehash(kept))
+    return last_v1

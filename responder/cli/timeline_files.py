@@ -133,7 +133,8 @@ def _writer_needle(anchor: Path) -> tuple[str, bytes] | None:
 def verify_file(path: Path, public_key: str | None, archive: str | None, anchors: list[Path], *,
                 require_cadence: bool = False) -> Verification:
     """Chain, signatures, anchors, then the archive; ChainBroken names the first bad entry. `require_cadence`: the
-    file is known to hold version-2 checkpoints, so a last checkpoint of version 1 is a cut-back file (exit 1)."""
+    file is known to hold version-2 checkpoints, so a last checkpoint of version 1 is a cut-back file (exit 1); only
+    the last: a start's checkpoint after the cut hides it (the run it signs is judged by `verify_lines`)."""
     result = verify_checked(path, Checker.from_setting(public_key), archive, anchors)
     if require_cadence and result.signatures_checked and result.last_checkpoint is not None \
             and result.interval_ms is None:

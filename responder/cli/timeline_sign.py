@@ -93,8 +93,7 @@ def _unproven(path: Path, checked: Verification, force: bool, by: str | None) ->
     """The verdict `--force` overrides, and the acknowledgement it signs: an unsigned tail `verify` reports unproven
     (exit 4), not a crash's within the cadence, and the runs a checkpoint signed while unproven. Without `force`, an
     unproven tail is one line and exit 1 (nothing signed), signed runs a warning; (None, None): nothing to override."""
-    tail = checked.unproven_seqs if checked.unsigned_tail and checked.verdict not in (
-        "unsigned_tail", "signed_unproven_tail") else None
+    tail = checked.unproven_seqs if checked.tail_unproven else None
     signed = checked.unacknowledged
     if tail is None and not signed:
         return None, None

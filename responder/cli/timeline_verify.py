@@ -27,7 +27,8 @@ AnchorOpt = Annotated[list[Path] | None, typer.Option(
     "--anchor", help="an externally held checkpoint entry (one JSON line); repeatable", callback=readable("--anchor"))]
 CadenceOpt = Annotated[bool, typer.Option(
     "--require-cadence", help="the file(s) hold version-2 checkpoints (written since 2026-12-07): a last checkpoint "
-    "of version 1 fails (exit 1), as a file cut back to one would be")]
+    "of version 1 fails (exit 1), as a file cut back to one would be; it looks at the last checkpoint only (a run "
+    "after a version-1 checkpoint is held to the one-writer, offline and count rules with or without it)")]
 
 
 def verify(paths: PathsArg, public_key: KeyOpt = None, archive: ArchiveOpt = None, anchor: AnchorOpt = None,

@@ -16,10 +16,10 @@ from responder.settings import Settings
 from responder.timeline.chain import Sealer, parse_lines
 from responder.timeline.checkpoint import Ack, Cadence, Signer
 from responder.timeline.durable import DurableSink, GroupCommit
-from responder.timeline.resume import read_back, unsigned_run
+from responder.timeline.resume import read_back, unsigned_run, warn_signed
 from responder.timeline.store import FileStore, TimelineStore
 from responder.timeline.tail import OFFLINE_WRITER
-from responder.timeline.verification import Verification
+from responder.timeline.verification import Flagged, Verification
 from responder.timeline.verify import verify_lines
 from responder.tracing import STAMP
 
@@ -71,6 +71,7 @@ class Recorder(GroupCommit):
         self.signed_on_disk = False  # the file held a checkpoint when opened (someone signs this timeline)
         self.tail_cadence = checkpoint_every  # what `verify` allows after the last checkpoint on disk (it signs it)
         self._owed = False  # a checkpoint before the next entry (see _resume)
+        self._flagged: Flagged | None = None  # what verify will flag of the run the start's checkpoint signs
         self._carry = carry_cadence  # an offline command's: its checkpoints keep the file's signed cadence
         self._carried: Cadence | None = None
         if carried is not None:
@@ -145,6 +146,7 @@ class Recorder(GroupCommit):
         mine = self.cadence()
         self._owed = self.signer is not None and (state.since_checkpoint > 0
                                                   or (state.signed and state.cadence != mine))
+        self._flagged = state.unproven(self.writer, mine) if self.signer is not None else None  # logged once signed
         if self._since_checkpoint >= self.checkpoint_every or (state.partial and not state.signed
                                                                and self._since_checkpoint):
             self.checkpoint()
@@ -214,6 +216,9 @@ class Recorder(GroupCommit):
         body = self.signer.body(self.writer, self._next_seq - 1, self._head, self.cadence(), ack)
         self._since_checkpoint, self._owed = 0, False
         self._checkpoint_clock = self.clock()
+        if self._flagged is not None:
+            warn_signed(self._flagged, self.writer)
+            self._flagged = None
         return self._seal(EntryKind.CHECKPOINT, dict(body), None)
 
     def entries(self) -> Iterator[TimelineEntry]:

@@ -5,16 +5,21 @@ checkpoint and the cadence that checkpoint signs, from the file's tail only (orj
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
+import structlog
 
 from responder.errors import ChainBroken
 from responder.models.timeline import GENESIS_HASH, EntryKind
 from responder.timeline.checkpoint import Cadence, recorded_cadence
 from responder.timeline.store import TAIL_WINDOW, TimelineStore
+from responder.timeline.tail import run_interval, segment_problem
+from responder.timeline.verification import Flagged
+
+log = structlog.get_logger(__name__)
 
 _KIND = b',"kind":"'  # in a canonical line the entry's own kind is the last: only prev, seq and writer follow it
 
@@ -40,6 +45,22 @@ class ReadBack:
     """The cadence the last checkpoint read signs (None: none read, or a version-1 checkpoint)."""
     partial: bool = False
     """Only the file's tail was read: entries before it are unknown."""
+    run: list[tuple[str, str, str, object]] = field(default_factory=list)
+    """The entries after the last checkpoint read, as `verify` judges them: (writer, at, kind, body's step)."""
+
+    def unproven(self, writer: str, mine: Cadence) -> Flagged | None:
+        """What `verify` will flag of the run that `writer`'s checkpoint (signing `mine`, at `next_seq`) signs: the
+        entries after the last checkpoint read, judged as `verify_lines` judges a signed run; None when they are a
+        live writer's, or began before the tail read (not read again: `verify` judges them). The count after a
+        version-1 checkpoint is `mine`'s, the setting `verify` uses when it is the service's."""
+        if not self.run or (self.partial and not self.signed):
+            return None
+        first, start = not self.signed, self.next_seq - len(self.run)
+        judge = run_interval(self.run, writer, mine.interval_ms,
+                             self.cadence.interval_ms if self.cadence is not None else None, first=first)
+        bad = None if judge is None else segment_problem(
+            self.run, start, judge, None if first else (self.cadence or mine).every, len(self.run))
+        return None if bad is None else Flagged(bad[0], start, self.next_seq - 1, self.next_seq, bad[2])
 
 
 def read_back(store: TimelineStore) -> ReadBack:
@@ -66,12 +87,15 @@ def read_back(store: TimelineStore) -> ReadBack:
                       else "prev does not match the hash of the entry before it")
             raise ChainBroken(seq, f"{reason}; refusing to append to a broken timeline "
                                    "(`responder timeline verify` shows it)")
+        body = last.get("body")
         if kind == EntryKind.CHECKPOINT:
             out.signed, out.since_checkpoint = True, 0
-            body = last.get("body")
             out.cadence = recorded_cadence(body) if isinstance(body, dict) else None
+            out.run.clear()
         else:
             out.since_checkpoint += 1
+            out.run.append((str(last.get("writer")), str(last.get("at")), str(kind),
+                            body.get("step") if isinstance(body, dict) else None))
         out.next_seq, out.head, out.last_seq = seq + 1, digest, seq
     return out
 
@@ -92,3 +116,9 @@ def unsigned_run(path: Path) -> tuple[int, bool, Cadence | None]:
             elif line.strip():
                 run += 1
     return run, signed, cadence
+
+
+def warn_signed(flag: Flagged, writer: str) -> None:
+    """Say in the service's log that its checkpoint signed a run `verify` reports unproven (`signed_unproven_tail`)."""
+    log.warning("timeline_signed_unproven_tail", verdict=flag.verdict, first_seq=flag.first_seq,
+                last_seq=flag.last_seq, checkpoint_seq=flag.signed_by, writer=writer, reason=flag.reason)

@@ -17,6 +17,9 @@ cannot prove them; these rules only refuse shapes a writer keeping its cadence n
 * Both rules skip offline writers' entries, so after a version-2 checkpoint an entry labelled offline must look like
   an offline command's (`not_offline`): the writer id `Recorder.offline` writes, and a kind it writes (`undo`'s, or
   the `operator` step of `models …`), else relabelling the tail `offline:x` would dodge both.
+* After a version-1 checkpoint (an older release's) no interval is known: the same rules with `UNKNOWN_INTERVAL`
+  (one writer, offline labels, not the time), for the unsigned tail and for the run a later checkpoint signs
+  (`run_interval`), so a file cut back to its last version-1 checkpoint gains no looser rule than these.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def not_offline(writer: str, kind: str, step: object) -> str | None:
 _TIMES = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{6}\+00:00)*")
 """Any number of times of day in the form a recorder stamps them, back to back (each 32 characters)."""
 _STAMP_LEN = 32
+"""Each time is one stamp: `_TIMES` matches any concatenation, so an `at` of two stamps end to end would pass it."""
 _WRITER, _AT = itemgetter(0), itemgetter(1)
 
 
@@ -121,8 +125,8 @@ def tail_problem(tail: list[tuple[str, str, str, object]], first_seq: int,
         if other != writer:
             return "unsigned_tail_two_writers", seq, (
                 f"entry seq {seq} is writer {other}'s, after unsigned entries of writer {writer} (from seq {start}): "
-                "after a checkpoint that signs its cadence the entries up to the next are one process's (a start "
-                "with the key checkpoints before its first entry), so a second writer is no writer's doing")
+                "after a checkpoint the entries up to the next are one process's (a start with the key "
+                "checkpoints before its first entry), so a second writer is no writer's doing")
     first, slack = _when(first_at), 2 * interval_ms / 1000
     for seq, _, at in own[:-1]:  # the last may be the one whose checkpoint a crash tore
         when = _when(at)
@@ -135,6 +139,32 @@ def tail_problem(tail: list[tuple[str, str, str, object]], first_seq: int,
                 f"({interval_ms / 1000:g} s), and is not the tail's last: a writer with the key would have "
                 "checkpointed")
     return None
+
+
+def run_interval(run: list[tuple[str, str, str, object]], signer: str, signed: int | None,
+                 before: int | None, *, first: bool) -> int | None:
+    """The interval `verify` judges a run a checkpoint has just signed by (`signer` wrote the checkpoint, `signed`
+    is the interval it signs, None for version 1; `before`: the one the checkpoint before the run signs); None: the
+    run is not judged.
+
+    * After a version-2 checkpoint: the interval it signs (`before`), as while the run was the unsigned tail.
+    * Signed by a version-1 checkpoint, after one or as the file's first run: not judged. An older release wrote
+      it, whose start did not checkpoint before its first entry (two writers are a restart's), and forging it
+      takes the key.
+    * After a version-1 checkpoint, signed by a later version: no interval is known, so `UNKNOWN_INTERVAL` (the
+      one-writer and offline rules, and the count): a file cut back to its last version-1 checkpoint, a run
+      forged after it and an upgraded start's checkpoint over it must not pass where the unsigned tail would not.
+    * The file's first run: the interval its first checkpoint signs when that checkpoint's writer wrote it (a
+      whole file forged and then signed by a start must not pass where a live writer's first run would not);
+      when another writer signs it (a restart after a crash before the first checkpoint), `UNKNOWN_INTERVAL`.
+    """
+    if not first and before is not None:
+        return before
+    if signed is None:
+        return None
+    if first and all(w == signer or w.startswith(OFFLINE_WRITER) for w, _, _, _ in run):
+        return signed
+    return UNKNOWN_INTERVAL
 
 
 def segment_problem(tail: list[tuple[str, str, str, object]], first_seq: int, interval_ms: int, limit: int | None,

@@ -70,6 +70,12 @@ class Verification:
         return [f for f in self.flagged if f.acknowledged_by is None]
 
     @property
+    def tail_unproven(self) -> bool:
+        """The unsigned tail has a shape no live writer leaves: past the cadence, or a `tail_problem` (its verdict
+        one of `responder.timeline.tail`'s, exit 4); False for a crash's tail within the cadence, or none."""
+        return self.signatures_checked and (self.past_cadence or self.tail_problem is not None)
+
+    @property
     def unsigned_offline(self) -> list[OfflineRun]:
         """The offline writers' runs in the unsigned tail (no checkpoint signs them yet)."""
         return [run for run in self.offline if run.signed_by is None]

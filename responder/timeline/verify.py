@@ -14,7 +14,14 @@ import orjson
 from responder.errors import ChainBroken
 from responder.models.timeline import GENESIS_HASH, EntryKind
 from responder.timeline.checkpoint import Checker, recorded_ack, recorded_cadence
-from responder.timeline.tail import OFFLINE_WRITER, UNKNOWN_INTERVAL, offline_run, segment_problem, tail_problem
+from responder.timeline.tail import (
+    OFFLINE_WRITER,
+    UNKNOWN_INTERVAL,
+    offline_run,
+    run_interval,
+    segment_problem,
+    tail_problem,
+)
 from responder.timeline.verification import Flagged, OfflineRun, Verification
 
 FIELDS = frozenset(("seq", "writer", "at", "kind", "incident", "body", "prev", "hash"))
@@ -40,7 +47,8 @@ def verify_lines(
     With a `checker`, the chain must hold at least one signed checkpoint, and no more entries than the cadence may
     follow one without the next (the recorder checkpoints at least that often), so deleting checkpoints and
     rehashing fails past it: the cadence a checkpoint signs (version 2), else `cadence` (the setting; none: not
-    checked). The unsigned tail is judged by `responder.timeline.tail`. `strict` also requires every line to be
+    checked). The unsigned tail, and each run a checkpoint signs, is judged by `responder.timeline.tail` (after a
+    version-1 checkpoint without the time rule: `run_interval`). `strict` also requires every line to be
     the canonical bytes of its entry (no blank lines, CR, spaces or re-ordered keys). Raises ChainBroken naming
     the first bad entry.
     """
@@ -115,13 +123,9 @@ def verify_lines(
                 if problem is not None:
                     raise ChainBroken(seq, problem)
                 signed = recorded_cadence(body)  # what the writer keeps until its next checkpoint
-                # the run it signs, judged as `verify` judged it while it was the unsigned tail; the file's first run
-                # (before any checkpoint) by the interval its first checkpoint signs: a whole file forged and then
-                # signed by a start must not pass where a live writer's first run would not
-                # (when another writer signs it, a restart after a crash, the run's own interval is unknown: only
-                # the one-writer and offline rules apply to it)
-                judge = interval_ms if checkpoints > 1 else None if signed is None else signed.interval_ms \
-                    if all(t[0] == w or t[0].startswith(OFFLINE_WRITER) for t in tail) else UNKNOWN_INTERVAL
+                # the run it signs, judged as `verify` judged it while it was the unsigned tail
+                judge = run_interval(tail, w, None if signed is None else signed.interval_ms, interval_ms,
+                                     first=checkpoints == 1)
                 if judge is not None and tail and (bad := segment_problem(
                         tail, seq - len(tail), judge, limit if checkpoints > 1 else None, since_cp)) is not None:
                     flagged.append(Flagged(bad[0], seq - len(tail), seq - 1, seq, bad[2]))
@@ -152,7 +156,9 @@ def verify_lines(
                                f"at seq {seq - 1}")
     if writer is not None:
         last_by[writer] = (seq - 1, prev)
-    judged = tail_problem(tail, seq - len(tail), interval_ms) if interval_ms is not None else None
+    # after a version-1 checkpoint too (no interval: the one-writer and offline rules), as once a start signs it
+    judged = tail_problem(tail, seq - len(tail), UNKNOWN_INTERVAL if interval_ms is None else interval_ms) \
+        if tail else None
     return Verification(entries=seq, head=prev, checkpoints=checkpoints, signatures_checked=checker is not None,
                         last_checkpoint=last_cp, anchors_checked=sorted((anchors or {}).keys()), offline=runs,
                         past_cadence=limit is not None and since_cp > limit, writers=last_by, first_seqs=first_by,

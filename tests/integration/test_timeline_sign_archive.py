@@ -13,9 +13,15 @@ from responder.cli import app
 from responder.sandbox import SANDBOX_CREDENTIALS
 from responder.timeline import FileStore, Recorder
 from responder.timeline.archive import Archiver
-from tests.timeline_builders import PRIVATE, PUBLIC, rehash, signed_recorder
+from tests.timeline_builders import (
+    PRIVATE,
+    PUBLIC,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
+    rehash,
+    signed_recorder,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("no_timeline_env")]
 CADENCE = 5
 
 
@@ -35,9 +41,7 @@ async def _archived_timeline(aws, path: Path, prefix: str) -> None:
 
 
 def _env(monkeypatch, aws, prefix: str) -> None:
-    """The signing host's settings: key, cadence and the archive on the moto server."""
-    monkeypatch.delenv("RESPONDER_CONFIG", raising=False)
-    monkeypatch.delenv("RESPONDER_TIMELINE_VERIFY_KEY", raising=False)
+    """The signing host's settings (after `no_timeline_env`): key, cadence and the archive on the moto server."""
     monkeypatch.setenv("RESPONDER_TIMELINE_SIGNING_KEY", PRIVATE)
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", str(CADENCE))
     monkeypatch.setenv("RESPONDER_TIMELINE_ARCHIVE", f"s3://timeline-sign/{prefix}")

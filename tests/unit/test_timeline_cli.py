@@ -8,17 +8,16 @@ from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.timeline import FileStore
-from tests.timeline_builders import PUBLIC, incident_timeline, rehash, write_signed
+from tests.timeline_builders import (
+    PUBLIC,
+    incident_timeline,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
+    rehash,
+    write_signed,
+)
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_env(monkeypatch):
-    """CLI defaults come from RESPONDER_* variables; tests start without any."""
-    monkeypatch.delenv("RESPONDER_CONFIG", raising=False)
-    monkeypatch.delenv("RESPONDER_TIMELINE_VERIFY_KEY", raising=False)
-    monkeypatch.delenv("RESPONDER_TIMELINE_ARCHIVE", raising=False)
+pytestmark = pytest.mark.usefixtures("no_timeline_env")
 
 
 def test_keygen_prints_a_usable_pair(tmp_path, monkeypatch):

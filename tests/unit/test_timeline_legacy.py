@@ -17,18 +17,17 @@ from responder.timeline.archive import Archiver, read_archive
 from responder.timeline.checkpoint import Checker, Signer
 from responder.timeline.verify import compare_with_copy, verify_lines
 from responder.tracing import STAMP
-from tests.timeline_builders import PRIVATE, PUBLIC, archived, signed_recorder
+from tests.timeline_builders import (
+    PRIVATE,
+    PUBLIC,
+    archived,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
+    signed_recorder,
+)
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("no_timeline_env")
 CHECKER = Checker.from_text(PUBLIC)
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_env(monkeypatch):
-    """CLI defaults come from RESPONDER_* variables; tests start without any."""
-    for name in ("RESPONDER_CONFIG", "RESPONDER_TIMELINE_VERIFY_KEY", "RESPONDER_TIMELINE_ARCHIVE",
-                 "RESPONDER_TIMELINE_CHECKPOINT_EVERY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 class Recorder4b01a61(Recorder):

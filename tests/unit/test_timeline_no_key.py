@@ -8,17 +8,16 @@ from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.timeline import FileStore, Recorder
-from tests.timeline_builders import PUBLIC, incident_timeline, rehash, write_signed
+from tests.timeline_builders import (
+    PUBLIC,
+    incident_timeline,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
+    rehash,
+    write_signed,
+)
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_env(monkeypatch):
-    """CLI defaults come from RESPONDER_* variables; tests start without any, so no key."""
-    for name in ("RESPONDER_CONFIG", "RESPONDER_TIMELINE_VERIFY_KEY", "RESPONDER_TIMELINE_ARCHIVE",
-                 "RESPONDER_TIMELINE_CHECKPOINT_EVERY"):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_timeline_env")
 
 
 def _forged(path) -> None:

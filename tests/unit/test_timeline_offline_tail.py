@@ -13,18 +13,21 @@ from responder.errors import ChainBroken
 from responder.timeline import FileStore, Recorder
 from responder.timeline.checkpoint import Checker, Signer
 from responder.timeline.verify import split_lines, verify_lines
-from tests.timeline_builders import PRIVATE, PUBLIC, rehash, write_signed
+from tests.timeline_builders import (
+    PRIVATE,
+    PUBLIC,
+    no_timeline_env,  # noqa: F401 (the fixture the settings here build on)
+    rehash,
+    write_signed,
+)
 
 runner = CliRunner()
 CADENCE = 5
 
 
 @pytest.fixture(autouse=True)
-def _settings_env(monkeypatch):
-    """The cadence of the timelines built here; no signing key unless a test sets one."""
-    for name in ("RESPONDER_CONFIG", "RESPONDER_TIMELINE_VERIFY_KEY", "RESPONDER_TIMELINE_ARCHIVE",
-                 "RESPONDER_TIMELINE_SIGNING_KEY"):
-        monkeypatch.delenv(name, raising=False)
+def _settings_env(no_timeline_env, monkeypatch):  # noqa: F811 (the imported fixture, requested first)
+    """The cadence of the timelines built here, after `no_timeline_env`; no signing key unless a test sets one."""
     monkeypatch.setenv("RESPONDER_TIMELINE_CHECKPOINT_EVERY", str(CADENCE))
 
 

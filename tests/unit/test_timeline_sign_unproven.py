@@ -12,17 +12,19 @@ from responder.cli import app
 from responder.settings import Settings
 from responder.timeline import Recorder
 from responder.timeline.checkpoint import Cadence
-from tests.timeline_builders import PRIVATE, TIMELINE_ENV, Clock, crash, docs_of, rewritten_tail, service_recorder
+from tests.timeline_builders import (
+    PRIVATE,
+    Clock,
+    crash,
+    docs_of,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
+    rewritten_tail,
+    service_recorder,
+)
 from tests.timeline_builders import verify_json as _verify
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_env(monkeypatch):
-    """CLI defaults come from RESPONDER_* variables; tests start without any (the verifier's cadence: 1000)."""
-    for name in TIMELINE_ENV:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_timeline_env")
 
 
 def _two_writers(path: Path) -> None:

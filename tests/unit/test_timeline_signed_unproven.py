@@ -25,19 +25,11 @@ from tests.timeline_builders import (
     rewritten_tail,
     service_recorder,
 )
+from tests.timeline_builders import keyed_start as _restart
 from tests.timeline_builders import verify_json as _verify
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("no_timeline_env")
-
-
-def _restart(path: Path, writer: str = "svc:9") -> None:
-    """A service started with the key on the file: it checkpoints before its first entry, writes one, stops."""
-    clock = Clock()
-    clock.now += 10 * 86400
-    rec = service_recorder(path, clock, writer)
-    append_events(rec, clock, 1)
-    rec.close()
 
 
 def _sign(path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str) -> object:
@@ -255,3 +247,13 @@ def test_a_crash_before_the_first_checkpoint_signed_by_a_restart_with_a_shorter_
     _restart(path)
     code, body = _verify(path)
     assert (code, body["verdict"], body["signed_unproven"]) == (0, "verified", []), body
+
+
+def test_a_time_of_two_stamps_back_to_back_is_no_readable_time_on_the_fast_path_too():
+    """An `at` of two recorder stamps end to end (each matched, together 64 characters): past_interval, not live."""
+    from responder.timeline.tail import tail_problem
+
+    stamp = "2027-01-15T08:00:00.000000+00:00"
+    run = [("svc:1", at, "event.received", None) for at in (stamp, stamp + stamp, stamp)]
+    assert tail_problem(run, 0, 10_000) == (
+        "unsigned_tail_past_interval", 1, "entry seq 1 of the unsigned tail has no readable time")

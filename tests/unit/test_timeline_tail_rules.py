@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,12 @@ from responder.timeline import FileStore, Recorder
 from responder.timeline.checkpoint import Signer
 from tests.timeline_builders import (
     PRIVATE,
-    TIMELINE_ENV,
     Clock,
     RecorderV1,
     append_events,
     crash,
-    rehash,
+    cut_back_to_version_1,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
     rewritten_tail,
     service_recorder,
 )
@@ -27,13 +26,7 @@ from tests.timeline_builders import docs_of as _docs
 from tests.timeline_builders import verify_json as _verify
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_env(monkeypatch):
-    """CLI defaults come from RESPONDER_* variables; tests start without any (the verifier's cadence: 1000)."""
-    for name in TIMELINE_ENV:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_timeline_env")
 
 
 def _checkpoints(path: Path) -> list[dict]:
@@ -66,28 +59,10 @@ def test_a_crashs_tail_then_an_offline_commands_entries_still_exit_0(tmp_path):
     assert (code, body["verdict"]) == (0, "unsigned_tail"), body
 
 
-def _cut_back_to_version_1(path: Path) -> None:
-    """The review's b_downgrade: an upgraded file cut to its last v1 checkpoint, 40 forged entries an hour apart."""
-    clock = Clock()
-    old = service_recorder(path, clock, every=3, cls=RecorderV1)
-    append_events(old, clock, 5, step=0.1)
-    old.close()
-    new = service_recorder(path, clock, every=3)
-    append_events(new, clock, 30)
-    new.close()
-    docs = _docs(path)
-    last_v1 = max(d["seq"] for d in docs if d["kind"] == "checkpoint" and d["body"]["v"] == 1)
-    kept, template = [d for d in docs if d["seq"] <= last_v1], docs[last_v1 - 1]
-    for k in range(40):
-        at = (datetime.fromisoformat(template["at"]) + timedelta(hours=k + 1)).isoformat()
-        kept.append({**template, "body": {"forged": k}, "at": at})
-    path.write_bytes(rehash(kept))
-
-
 def test_require_cadence_refuses_a_file_cut_back_to_a_version_1_checkpoint(tmp_path):
     """--require-cadence: a last checkpoint of version 1 fails (exit 1) naming it; without it, exit 0 unsigned_tail."""
     path = tmp_path / "t.jsonl"
-    _cut_back_to_version_1(path)
+    cut_back_to_version_1(path)
     code, body = _verify(path)
     assert (code, body["verdict"]) == (0, "unsigned_tail"), body
     code, body = _verify(path, "--require-cadence")

@@ -8,7 +8,15 @@ from typer.testing import CliRunner
 
 from responder.cli import app
 from responder.timeline import FileStore, Recorder
-from tests.timeline_builders import PRIVATE, PUBLIC, TIMELINE_ENV, Clock, RecorderV1, rehash, write_signed
+from tests.timeline_builders import (
+    PRIVATE,
+    PUBLIC,
+    Clock,
+    RecorderV1,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
+    rehash,
+    write_signed,
+)
 from tests.timeline_builders import append_events as _append
 from tests.timeline_builders import crash as _crash
 from tests.timeline_builders import docs_of as _docs
@@ -16,13 +24,7 @@ from tests.timeline_builders import service_recorder as _service
 from tests.timeline_builders import verify_json as _verify
 
 runner = CliRunner()
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_env(monkeypatch):
-    """CLI defaults come from RESPONDER_* variables; tests start without any (the verifier's cadence: 1000)."""
-    for name in TIMELINE_ENV:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_timeline_env")
 
 
 def test_an_edit_behind_deleted_checkpoints_spanning_past_the_interval_exits_4(tmp_path):

@@ -9,17 +9,17 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.timeline import FileStore, Recorder
 from responder.timeline.checkpoint import Signer
-from tests.timeline_builders import PRIVATE, PUBLIC, incident_timeline, signed_recorder
+from tests.timeline_builders import (
+    PRIVATE,
+    PUBLIC,
+    incident_timeline,
+    no_timeline_env,  # noqa: F401 (the fixture every test here uses)
+    signed_recorder,
+)
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("no_timeline_env")
 HOSTILE = "AKIA[/]\x1b[2J\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\\n## All clear | forged"
-
-
-@pytest.fixture(autouse=True)
-def _no_settings_env(monkeypatch):
-    """CLI defaults come from RESPONDER_* variables; tests start without any."""
-    for name in ("RESPONDER_CONFIG", "RESPONDER_TIMELINE_VERIFY_KEY", "RESPONDER_TIMELINE_ARCHIVE"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def _hostile_timeline(path):
