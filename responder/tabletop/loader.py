@@ -48,7 +48,9 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry, runbooks: S
     books = {rb.id: rb for rb in runbooks} if runbooks is not None else None
     steps = step_names(list((books or {}).values()), escalations=True)
     for n, inject in enumerate(pb.injects):
-        if not (base / inject.event).is_file():
+        if outside := _outside(base, inject.event):
+            yield outside, ("injects", n, "event")
+        elif not (base / inject.event).is_file():
             yield f"event file {inject.event!r} does not exist (relative to {base})", ("injects", n, "event")
         signs = inject.transport == "kafka" and inject.signature != Signature.UNSIGNED
         if signs and not pb.settings.event_signing_keys:
@@ -102,6 +104,19 @@ def _cycle(pb: Playbook) -> list[str]:
             path.append(node)
             node = edges[node]
     return []
+
+
+def _outside(base: Path, name: str) -> str | None:
+    """Why the event file `name` is refused: absolute, or outside the playbook's directory `base` once `..` and
+    symbolic links are resolved (it is read and sent into the drill's topic); None when it stays inside."""
+    allowed = f"name a file under the playbook's directory {base} by a relative path (symbolic links resolved)"
+    if Path(name).is_absolute():
+        return f"event file {name!r} is absolute, outside the playbook's directory: {allowed}"
+    try:
+        inside = (base / name).resolve().is_relative_to(base.resolve())
+    except (OSError, RuntimeError):  # a symbolic link loop
+        inside = False
+    return None if inside else f"event file {name!r} is outside the playbook's directory: {allowed}"
 
 
 def _ref_problem(ref: str, names: dict[str, set[str]]) -> str | None:
