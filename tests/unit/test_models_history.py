@@ -60,5 +60,5 @@ async def test_history_prints_an_escape_sequence_from_the_pointer_file_escaped(t
     path.write_bytes(rec.store.read())
     table = CliRunner().invoke(app, ["models", "history", "fraud", "--timeline", str(path)])
     assert table.exit_code == 0, table.output
-    assert "\x1b" not in table.output and "\x07" not in table.output
+    assert not {"\x1b", "\x07"} & set(table.output)
     assert "\\x1b[2J\\x1b[31mv9" in table.output.replace("\n", "").replace("│", "").replace(" ", "")

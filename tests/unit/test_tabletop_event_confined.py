@@ -48,7 +48,8 @@ def test_an_inject_event_outside_the_playbooks_directory_is_refused_at_its_line(
     (tmp_path / "drill" / "link.json").symlink_to(outside)
     code, out, path = _validate(tmp_path, str(outside) if event == "ABS" else event)
     assert code == 3, out
-    assert f"{path}:9:" in out and "outside the playbook's directory" in out, out
+    assert f"{path}:9:12: injects.0.event: event file " in out, out
+    assert "outside the playbook's directory" in out, out
 
 
 def test_an_inject_event_inside_the_playbooks_directory_loads(tmp_path):

@@ -147,7 +147,7 @@ async def select(
             "registered either: refusing rather than serve the newest signed version, which may never have been "
             "deployed"))
     unbounded = ""
-    if (origin == serving and by == origin and limit < len(versions) - 1
+    if (origin is not None and origin == serving and by == origin and limit < len(versions) - 1
             and not await placed(store, versions[limit], keys, legacy=legacy, migrated=migrated)):
         limit, by, unbounded = len(versions), None, _unplaced_start(origin)
         log.warning("model_start_unplaced", model=model, version=origin)
