@@ -22,6 +22,13 @@ async def _registry(tmp_path: Path, keys: Keys, served: str) -> LocalStore:
     return store
 
 
+async def _served(store: LocalStore, version: str) -> Path:
+    """Serve `version`; its artifact directory."""
+    found = {v.version: v for v in await store.versions("fraud")}
+    await store.set_serving("fraud", found[version])
+    return Path(found[version].location)
+
+
 async def _claim(store: LocalStore, tmp_path: Path, version: str, between: tuple[str, str]) -> None:
     """Write `version`'s version.json so that it claims a place between two signed versions, and serve it."""
     found = {v.version: v for v in await store.versions("fraud")}
@@ -29,7 +36,14 @@ async def _claim(store: LocalStore, tmp_path: Path, version: str, between: tuple
     meta = tmp_path / "registry" / "fraud" / "versions" / version / "version.json"
     meta.write_text(json.dumps({"created": (low + (high - low) / 2).isoformat()}))
     assert [v.version for v in await store.versions("fraud")].index(version) == 1  # now ordered v1 < it < v2
-    await store.set_serving("fraud", {v.version: v for v in await store.versions("fraud")}[version])
+    await _served(store, version)
+
+
+async def _rollback(tmp_path: Path, keys: Keys, **start: object) -> str:
+    """Run a rollback of fraud from `start` (from_version or only_if_unverified); the version it served."""
+    result = await RollbackToLastSigned().apply(RollbackParams.model_validate({"model": "fraud", **start}),
+                                                context(NoAws(), str(tmp_path / "registry"), keys))
+    return str(result.outputs["to"])
 
 
 async def test_an_unsigned_served_start_cannot_pick_an_old_signed_version_by_its_own_created(tmp_path, keys):
@@ -47,29 +61,18 @@ async def test_from_version_naming_the_unsigned_served_version_is_not_placed_by_
     """from_version = the unsigned served version claiming an old place: the walk starts above every signed one."""
     store = await _registry(tmp_path, keys, "evil")
     await _claim(store, tmp_path, "evil", ("v1", "v2"))
-    result = await RollbackToLastSigned().apply(RollbackParams(model="fraud", from_version="evil"),
-                                                context(NoAws(), str(tmp_path / "registry"), keys))
-    assert result.outputs["to"] == "v4"
+    assert await _rollback(tmp_path, keys, from_version="evil") == "v4"
 
 
 async def test_a_tampered_served_version_keeps_the_place_its_signature_attests(tmp_path, keys):
     """Served v2 with changed weights but its signed release statement intact: the walk stays below v2 (v1)."""
-    store = await _registry(tmp_path, keys, "v2")
-    found = {v.version: v for v in await store.versions("fraud")}
-    await store.set_serving("fraud", found["v2"])
-    (Path(found["v2"].location) / "weights.bin").write_bytes(b"tampered")
-    result = await RollbackToLastSigned().apply(RollbackParams(model="fraud", only_if_unverified=True),
-                                                context(NoAws(), str(tmp_path / "registry"), keys))
-    assert result.outputs["to"] == "v1"
+    artifact = await _served(await _registry(tmp_path, keys, "v2"), "v2")
+    (artifact / "weights.bin").write_bytes(b"tampered")
+    assert await _rollback(tmp_path, keys, only_if_unverified=True) == "v1"
 
 
 async def test_a_served_version_whose_release_statement_was_rewritten_is_not_placed_by_it(tmp_path, keys):
     """Served v3's statement rewritten (no longer the signed one): its claimed place does not bound; v4 is served."""
-    store = await _registry(tmp_path, keys, "v3")
-    found = {v.version: v for v in await store.versions("fraud")}
-    await store.set_serving("fraud", found["v3"])
-    statement = Path(found["v3"].location) / RELEASE_NAME
+    statement = await _served(await _registry(tmp_path, keys, "v3"), "v3") / RELEASE_NAME
     statement.write_text(json.dumps({**json.loads(statement.read_text()), "created": "2000-01-01T00:00:00+00:00"}))
-    result = await RollbackToLastSigned().apply(RollbackParams(model="fraud", only_if_unverified=True),
-                                                context(NoAws(), str(tmp_path / "registry"), keys))
-    assert result.outputs["to"] == "v4"
+    assert await _rollback(tmp_path, keys, only_if_unverified=True) == "v4"
