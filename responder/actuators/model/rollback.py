@@ -128,8 +128,7 @@ class RollbackToLastSigned(NeedsSigning, Actuator[RollbackParams]):
             after={"serving": now},
             outputs={"model": p.model, "backend": store.kind, "from": sel.serving, "to": now, "start": sel.start,
                      "digest": sel.verdict.digest, "key": sel.verdict.key, "location": chosen.location,
-                     "rejected": rejected, "corroborated": True,
-                     "note": "; ".join(n for n in (sel.verdict.detail, sel.unbounded) if n)},
+                     "rejected": rejected, "corroborated": True, "note": sel.verdict.detail},
         )
 
     async def _corroborated(self, store: ModelStore, p: RollbackParams, config: ModelConfig, start: str | None) -> bool:

@@ -29,15 +29,12 @@ class Selection:
     rejected: Sequence[Rejection] = field(default_factory=tuple)
     bound: str | None = None  # the version whose place bounds the candidates (None: every registered one, or none)
     unplaced: str | None = None  # why the walk did not start: no trustworthy place to start from
-    unbounded: str = ""  # why every registered version was a candidate though the start is registered
 
     def refusal(self) -> str:
         """Why nothing can be switched to: the bound the walk used, naming each rejected version."""
         if self.unplaced:
             return self.unplaced
         why = "; ".join(f"{r.version}: {r.reason}" for r in self.rejected) or "no older version registered"
-        if self.unbounded:
-            return f"no signed version of {self.model} qualifies ({why}); {self.unbounded}"
         return f"no signed version of {self.model} older than {self.bound or 'the served one'} qualifies ({why})"
 
 
@@ -100,19 +97,6 @@ async def attested(store: ModelStore, version: ModelVersion, keys: Sequence[Path
     return bound(version, verdict, legacy, migrated)
 
 
-async def placed(store: ModelStore, version: ModelVersion, keys: Sequence[Path], *, legacy: bool = False,
-                 migrated: bool = False) -> bool:
-    """Whether `version`'s place in the order is a fact: it verifies (`attested`), or its files changed since signing
-    but a trusted key still signs the release statement that names it and its place (`Verdict.signed_place`)."""
-    verdict = await attested(store, version, keys, legacy=legacy, migrated=migrated)
-    return verdict.ok or (verdict.signed_place is not None and mismatch(version, verdict.signed_place) is None)
-
-
-def _unplaced_start(origin: str) -> str:
-    return (f"{origin} (served, the start) has no signed place in the version order (its `created` is only what "
-            "whoever wrote it claims), so every signed version was a candidate, newest first")
-
-
 async def select(
     store: ModelStore, model: str, keys: Sequence[Path], start: str | None = None, serving: str | None = None,
     *, legacy: bool = False, migrated: bool = False,
@@ -124,9 +108,7 @@ async def select(
     The walk is refused (`unplaced`) when a registered start is newer than a served version that does not verify
     (its place, its version.json's `created`, is a claim by whoever wrote it), and when an unregistered start names
     neither what is served nor a registered version; when the start is the unregistered version served, every
-    registered version is a candidate, and so it is when the start is the registered version served and its place
-    is not signed (`placed`): an unsigned version's own `created` would choose which older signed version is served.
-    `serving`, when the caller has just read it, saves reading it again.
+    registered version is a candidate. `serving`, when the caller has just read it, saves reading it again.
     """
     versions = await store.versions(model)
     serving = serving or await store.serving(model)
@@ -146,12 +128,7 @@ async def select(
             f"{origin} is not a registered version of {model} and the version served ({serving or 'none'}) is not "
             "registered either: refusing rather than serve the newest signed version, which may never have been "
             "deployed"))
-    unbounded = ""
-    if (origin is not None and origin == serving and by == origin and limit < len(versions) - 1
-            and not await placed(store, versions[limit], keys, legacy=legacy, migrated=migrated)):
-        limit, by, unbounded = len(versions), None, _unplaced_start(origin)
-        log.warning("model_start_unplaced", model=model, version=origin)
-    older = [v for v in versions[:limit] if v.version != origin]
+    older = versions[:limit]
     # read from the start's bundle unverified, on purpose: it only ever rejects candidates (see docs/models.md)
     bad = versions[names.index(origin)].digest if origin in names else None
     quarantined = await store.quarantined(model)
@@ -161,8 +138,8 @@ async def select(
         if bad and bad in (candidate.digest, verdict.digest):  # the artifact rolled away from, published twice
             verdict = Verdict(False, Reason.SAME_ARTIFACT, f"the same signed artifact ({bad}) as {origin}")
         if verdict.ok:
-            return Selection(model, serving, origin, candidate, verdict, tuple(rejected), by, unbounded=unbounded)
+            return Selection(model, serving, origin, candidate, verdict, tuple(rejected), by)
         reason = verdict.reason.value if verdict.reason else "rejected"
         rejected.append(Rejection(candidate.version, reason, verdict.detail))
         log.warning("model_version_rejected", model=model, version=candidate.version, reason=reason)
-    return Selection(model, serving, origin, None, None, tuple(rejected), by, unbounded=unbounded)
+    return Selection(model, serving, origin, None, None, tuple(rejected), by)

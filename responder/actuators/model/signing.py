@@ -74,9 +74,6 @@ class Verdict:
     key: str | None = None
     digest: str | None = None
     release: Release | None = None
-    # a trusted key signed the bundle but the files differ (tampered): the release statement it still attests, whose
-    # `created` is this version's place in the order even though the version is never served (`selection.placed`)
-    signed_place: Release | None = None
 
     def __post_init__(self) -> None:
         # file names (undecodable bytes) and model-signing's messages reach the detail: it must encode for the timeline
@@ -219,19 +216,17 @@ def _verify_with_keys(model_dir: Path, copy: Path, bundle: bytes, digest: str, s
                 mismatches.append(key.name)
                 continue
             if isinstance(exc, ValueError) and text.startswith("Signature mismatch"):
-                return Verdict(False, Reason.TAMPERED, text[:500], key=key_id(key), digest=digest,
-                               signed_place=_attested_place(model_dir, bundle))
+                return Verdict(False, Reason.TAMPERED, text[:500], key=key_id(key), digest=digest)
             return _unverifiable(exc, digest)
         try:
             extra = uncovered(model_dir, bundle)
         except OSError as exc:  # a directory that cannot be listed may hold files nobody signed
             return Verdict(False, Reason.TAMPERED, f"cannot list every file of the artifact: {type(exc).__name__}: "
-                           f"{exc}"[:500], key=key_id(key), digest=digest,
-                           signed_place=_attested_place(model_dir, bundle))
+                           f"{exc}"[:500], key=key_id(key), digest=digest)
         if extra:
             more = f" and {len(extra) - 10} more" if len(extra) > 10 else ""
             return Verdict(False, Reason.TAMPERED, f"files the signature does not list: {', '.join(extra[:10])}{more}"
-                           [:500], key=key_id(key), digest=digest, signed_place=_attested_place(model_dir, bundle))
+                           [:500], key=key_id(key), digest=digest)
         release = signed_release(model_dir, bundle)
         if release is None and signs_release(bundle):
             return Verdict(False, Reason.TAMPERED, f"{RELEASE_NAME} is not the signed release statement",
@@ -241,14 +236,6 @@ def _verify_with_keys(model_dir: Path, copy: Path, bundle: bytes, digest: str, s
         return _unverifiable(invalid, digest)
     return Verdict(False, Reason.UNTRUSTED_KEY, f"signed by none of the trusted keys ({', '.join(mismatches)})",
                    digest=digest)
-
-
-def _attested_place(model_dir: Path, bundle: bytes) -> Release | None:
-    """The release statement in `model_dir` when its bytes are the ones the (verified) `bundle` lists, else None."""
-    try:
-        return signed_release(model_dir, bundle)
-    except OSError:  # unreadable: no attested place
-        return None
 
 
 def _unverifiable(exc: Exception, digest: str) -> Verdict:
