@@ -17,6 +17,7 @@ from responder.models.runbook import Runbook
 from responder.settings_keys import shared_keys
 from responder.tabletop.decisions import problems as decision_problems
 from responder.tabletop.escalation import scenario_runbooks
+from responder.tabletop.eventfile import event_problem
 from responder.tabletop.expectcheck import expectation_problems, step_names
 from responder.tabletop.models import REF, Playbook, Signature
 from responder.tabletop.operations import fault_problems
@@ -48,10 +49,8 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry, runbooks: S
     books = {rb.id: rb for rb in runbooks} if runbooks is not None else None
     steps = step_names(list((books or {}).values()), escalations=True)
     for n, inject in enumerate(pb.injects):
-        if outside := _outside(base, inject.event):
-            yield outside, ("injects", n, "event")
-        elif not (base / inject.event).is_file():
-            yield f"event file {inject.event!r} does not exist (relative to {base})", ("injects", n, "event")
+        if refused := event_problem(base, inject.event):
+            yield refused, ("injects", n, "event")
         signs = inject.transport == "kafka" and inject.signature != Signature.UNSIGNED
         if signs and not pb.settings.event_signing_keys:
             yield (f"signature {inject.signature.value!r} signs with the first event signing key, but settings."
@@ -104,19 +103,6 @@ def _cycle(pb: Playbook) -> list[str]:
             path.append(node)
             node = edges[node]
     return []
-
-
-def _outside(base: Path, name: str) -> str | None:
-    """Why the event file `name` is refused: absolute, or outside the playbook's directory `base` once `..` and
-    symbolic links are resolved (it is read and sent into the drill's topic); None when it stays inside."""
-    allowed = f"name a file under the playbook's directory {base} by a relative path (symbolic links resolved)"
-    if Path(name).is_absolute():
-        return f"event file {name!r} is absolute, outside the playbook's directory: {allowed}"
-    try:
-        inside = (base / name).resolve().is_relative_to(base.resolve())
-    except (OSError, RuntimeError):  # a symbolic link loop
-        inside = False
-    return None if inside else f"event file {name!r} is outside the playbook's directory: {allowed}"
 
 
 def _ref_problem(ref: str, names: dict[str, set[str]]) -> str | None:
