@@ -9,7 +9,7 @@ models of nested settings are in `responder.kafka_config` (`kafka_security`) and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -29,6 +29,7 @@ class Settings(SourcedSettings, KafkaSettings):
     """Everything the service reads at start-up."""
 
     model_config = SettingsConfigDict(env_prefix="RESPONDER_", env_nested_delimiter="__", extra="forbid")
+    drill: ClassVar[bool] = False  # a tabletop drill's service (responder/tabletop/sandboxed.py): acts on its sandbox
 
     runbooks_dir: Path = Field(default=Path("runbooks"), description="runbook directory (subdirectories included)")
     default_on_failure: list[dict[str, Any]] = Field(

@@ -18,17 +18,19 @@ has its own pool:
 * `kafka-auth`: the MSK IAM token for Kafka's SASL OAUTHBEARER.
 
 Model actuators' local file work stays on the default executor (their S3 bodies are read in `aws-s3`), and so
-does asyncio's `getaddrinfo`, with which aiokafka resolves broker names. Pools are process-wide, created on first
-use and keyed by name (a session, recorder or actuator made per test or per request shares them; no executor per
-instance), and their threads are named `responder-<pool>_<n>`. `run_in` and `submit` copy the caller's contextvars
-into the thread as `asyncio.to_thread` does (structlog's bound context, the OpenTelemetry span); a call cancelled
-while queued holds nothing while it waits for a thread to take it off the queue (`_Job`). Nothing here
-imports responder: it sits at the bottom of the import layers.
+does asyncio's `getaddrinfo`, with which aiokafka resolves broker names; the local serving pointer is read in a daemon
+thread of its own (`run_detached`), so a read abandoned at a deadline holds no exit. Pools are process-wide, created
+on first use and keyed by name (a session, recorder or actuator made per test or per request shares them; no
+executor per instance), and their threads are named `responder-<pool>_<n>`. `run_in` and `submit` copy the
+caller's contextvars into the thread as `asyncio.to_thread` does (structlog's bound context, the OpenTelemetry
+span); a call cancelled while queued holds nothing while it waits for a thread to take it off the queue (`_Job`).
+Nothing here imports responder: it sits at the bottom of the import layers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import os
@@ -148,3 +150,32 @@ async def run_in(executor: ThreadPoolExecutor, fn: Callable[P, R], /, *args: P.a
     Cancelling the awaiting task cancels the call if it has not started yet (as `to_thread` does).
     """
     return await asyncio.wrap_future(submit(executor, fn, *args, **kwargs))
+
+
+async def run_detached(name: str, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run `fn` in a daemon thread of its own (`responder-<name>`) with the caller's contextvars; await its result.
+
+    For a short read that may block in the kernel without limit (a model registry's serving pointer on a hung NFS
+    mount, or a FIFO): cancelling the awaiting task (a deadline) abandons the thread, and neither `asyncio.run`'s
+    shutdown of the default executor nor the interpreter's exit (which joins every pool thread) waits for it.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[R] = loop.create_future()
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+
+    def work() -> None:
+        outcome: Callable[[], None]
+        try:
+            outcome = functools.partial(future.set_result, call())
+        except BaseException as exc:  # noqa: BLE001 - raised again in the awaiting task, as to_thread does
+            outcome = functools.partial(future.set_exception, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_unless_done, future, outcome)
+
+    threading.Thread(target=work, name=f"responder-{name}", daemon=True).start()
+    return await future
+
+
+def _unless_done(future: asyncio.Future[R], outcome: Callable[[], None]) -> None:
+    if not future.done():  # else cancelled (a deadline): nobody waits any more
+        outcome()

@@ -58,6 +58,6 @@ def drill(tmp_path: Path, extra: str = "") -> tuple[Path, Path]:
     runbooks.mkdir()
     playbooks.mkdir()
     (runbooks / "silent-deactivation.yaml").write_text(RUNBOOK)
-    event = ROOT / "playbooks" / "events" / "guardduty-leaked-access-key.json"
-    (playbooks / "silent-runbook.yaml").write_text(PLAYBOOK.format(event=event, extra=extra))
+    (playbooks / EVENT.name).write_bytes(EVENT.read_bytes())  # an inject's event file lies beside its playbook
+    (playbooks / "silent-runbook.yaml").write_text(PLAYBOOK.format(event=EVENT.name, extra=extra))
     return runbooks, playbooks / "silent-runbook.yaml"

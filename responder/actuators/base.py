@@ -50,6 +50,7 @@ class ModelConfig:
     deploy_timeout: float = 600.0
     accept_legacy: bool = False
     refuse_legacy: bool = False
+    drill: bool = False  # a tabletop drill's service: a step's literal local registry is `registry` (`registry_url`)
 
 
 @dataclass(frozen=True)

@@ -194,10 +194,13 @@ def history(model: ModelArg, timeline: TimelineOpt = None, json: JsonOpt = False
     if json:
         emit_json({"model": model, "changes": rows})
         return
-    table = Table(title=f"{model}: serving pointer changes in {path}")
+    table = Table(title=Text(plain(f"{model}: serving pointer changes in {path}")))
     for col in ("seq", "at", "from", "to", "by", "incident", "digest", "status"):
         table.add_column(col, overflow="fold")
     for r in rows:  # a failed one moved the pointer, then failed (its read-back): `failed`, as in --json
-        table.add_row(str(r["seq"]), r["at"][:19], str(r["from"]), str(r["to"]), str(r["by"]),
-                      str(r["incident"] or "-"), str(r["digest"] or "-")[:23], str(r["status"]))
+        cells = (r["seq"], r["at"][:19], r["from"], r["to"], r["by"], r["incident"] or "-",
+                 str(r["digest"] or "-")[:23], r["status"])
+        # the pointer's text (whoever can write the registry wrote it) and an alert's incident key: no markup, no
+        # escape sequences
+        table.add_row(*(Text(plain(cell)) for cell in cells))
     console.print(table)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from responder.actuators.model import config_from, migrate, open_store, signing
 from responder.actuators.model.local import LocalStore
@@ -179,14 +180,16 @@ def list_versions(
     if json:
         emit_json({"model": model, "backend": store.kind, "serving": serving, "versions": rows})
         return
-    table = Table(title=f"{model} ({store.kind}); serving {serving or '-'}")
+    # the pointer's text and the version names are whoever can write the registry's: no markup, no escape sequences
+    table = Table(title=Text(plain(f"{model} ({store.kind}); serving {serving or '-'}")))
     for col in ("version", "created", "signed", "digest", "state", *(["verify"] if check_signatures else [])):
         table.add_column(col, overflow="fold")
     for r in reversed(rows):
         state = " ".join(s for s, on in (("serving", r["serving"]), ("quarantined", r["quarantined"])) if on)
         verdict = ["✓" if r.get("verified") else f"✗ {r.get('reason')}"] if check_signatures else []
-        table.add_row(r["version"], r["created"][:19], "yes" if r["signature"] else "no",
-                      str(r["digest"] or "-")[:23], state, *verdict)
+        cells = (r["version"], r["created"][:19], "yes" if r["signature"] else "no", str(r["digest"] or "-")[:23],
+                 state, *verdict)
+        table.add_row(*(Text(plain(cell)) for cell in cells))
     console.print(table)
 
 

@@ -11,12 +11,14 @@ with an ok `undo.result` is not undone twice (a result of its key recorded after
 destructive reverse (stopping an instance that a step started) is skipped unless explicitly allowed.
 
 Undo is compare-and-set: it runs only while the target still holds the step's recorded after-state
-(`observe()`, or `verify()` for actuators that cannot report their state). Otherwise the step is
-skipped with the difference, and `force` (`responder undo --force`) undoes it anyway.
+(`observe()`, or `verify()` for actuators that cannot report their state), read within the step's deadline.
+Otherwise (or when that read does not answer in time) the step is skipped with the difference, and `force`
+(`responder undo --force`) undoes it anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -169,10 +171,16 @@ class Undoer:
         key = idempotency_key(incident, "undo", step.step, str(step.key))
         ctx = self.context.for_step(incident, key)
         forward = StepCall(actuator, params, self.context.for_step(incident, str(step.key)))
-        drift = await self._drift(forward, result.after)
+        try:  # the read is bounded by the reverse step's deadline, as the runner bounds a step's prior-state read
+            async with asyncio.timeout(self.deadline):
+                drift = await self._drift(forward, result.after)
+            why = f"the target changed since the step ({drift})"
+        except TimeoutError:
+            log.warning("undo_drift_read_timed_out", actuator=actuator.name, timeout=self.deadline)
+            drift = why = (f"could not read the target within the step's deadline ({self.deadline:g}s) to compare it "
+                           "with the step's after-state")
         if drift is not None and not self.force:
-            return self._skip(incident, {**head, "reverse": reverse.name},
-                              f"the target changed since the step ({drift}): re-run with --force to undo anyway")
+            return self._skip(incident, {**head, "reverse": reverse.name}, f"{why}: re-run with --force to undo anyway")
         call = StepCall(reverse, rparams, ctx, attempts=self.attempts, timeout=self.deadline)
         who = {"operator": self.operator} if self.operator else {}
         intent = StepIntent(**head, reverse=reverse.name, params=rparams.model_dump(mode="json"), key=key, **who)

@@ -11,8 +11,10 @@ import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from responder.errors import PlaybookError
 from responder.models.runbook import Runbook
 from responder.models.timeline import EntryKind, TimelineEntry
+from responder.tabletop.eventfile import read_event
 from responder.tabletop.grading import Grade
 from responder.tabletop.inject import Record, decision_record
 from responder.tabletop.models import Decision, Playbook
@@ -94,8 +96,8 @@ def carried(value: str, pb: Playbook, base: Path, books: Sequence[Runbook] | Non
     texts = [json.dumps([i.overrides, i.vary]) for i in pb.injects]
     for inject in pb.injects:
         try:
-            texts.append((base / inject.event).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError):  # reported as a missing event file
+            texts.append(read_event(base, inject.event).decode("utf-8"))
+        except (PlaybookError, UnicodeDecodeError):  # refused (never read) or not text: reported at the inject
             continue
     for rb in books or ():
         texts += [json.dumps(s.with_, default=str) for s in (*rb.steps, *rb.on_failure)]

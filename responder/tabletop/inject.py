@@ -12,6 +12,7 @@ import orjson
 
 from responder.auth import sign, signed_headers
 from responder.models.approval import ApprovalDecision
+from responder.tabletop.eventfile import read_event
 from responder.tabletop.models import REF, Decision, Inject, Playbook, Signature, Tamper
 from responder.tabletop.world import Bindings
 
@@ -79,7 +80,7 @@ def get_path(doc: Any, path: str) -> Any:
 def inject_records(inject: Inject, base: Path, bindings: Bindings, now: float, topics: dict[str, str],
                    signing_keys: dict[str, str]) -> list[tuple[float, Record]]:
     """The records of one inject with their virtual offsets from `now` (repeats spaced by `every`)."""
-    template = orjson.loads((base / inject.event).read_bytes())
+    template = orjson.loads(read_event(base, inject.event))
     out: list[tuple[float, Record]] = []
     for n in range(inject.repeat):
         delay = n * inject.every

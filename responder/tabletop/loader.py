@@ -17,6 +17,7 @@ from responder.models.runbook import Runbook
 from responder.settings_keys import shared_keys
 from responder.tabletop.decisions import problems as decision_problems
 from responder.tabletop.escalation import scenario_runbooks
+from responder.tabletop.eventfile import event_problem
 from responder.tabletop.expectcheck import expectation_problems, step_names
 from responder.tabletop.models import REF, Playbook, Signature
 from responder.tabletop.operations import fault_problems
@@ -48,8 +49,8 @@ def reference_problems(pb: Playbook, base: Path, registry: Registry, runbooks: S
     books = {rb.id: rb for rb in runbooks} if runbooks is not None else None
     steps = step_names(list((books or {}).values()), escalations=True)
     for n, inject in enumerate(pb.injects):
-        if not (base / inject.event).is_file():
-            yield f"event file {inject.event!r} does not exist (relative to {base})", ("injects", n, "event")
+        if refused := event_problem(base, inject.event):
+            yield refused, ("injects", n, "event")
         signs = inject.transport == "kafka" and inject.signature != Signature.UNSIGNED
         if signs and not pb.settings.event_signing_keys:
             yield (f"signature {inject.signature.value!r} signs with the first event signing key, but settings."

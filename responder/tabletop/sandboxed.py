@@ -10,7 +10,7 @@ taken from there, read by the command (as `responder run` reads it) and handed o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
@@ -18,7 +18,10 @@ from responder.settings import Settings
 
 
 class SandboxSettings(Settings):
-    """Settings from the keyword arguments only: no environment variable, no RESPONDER_CONFIG file."""
+    """Settings from the keyword arguments only: no environment variable, no RESPONDER_CONFIG file; `drill`: a model
+    step's literal local `registry:` is the sandbox's `model_registry` (responder/actuators/model/backends.py)."""
+
+    drill: ClassVar[bool] = True
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from responder.cli import app
 from responder.models.timeline import EntryKind
 from responder.timeline.chain import parse_lines
-from tests.drill_kit import PLAYBOOK, ROOT, RUNBOOK
+from tests.drill_kit import EVENT, PLAYBOOK, RUNBOOK
 from tests.kit import PAGE_ON_FAILURE
 
 pytestmark = pytest.mark.integration
@@ -46,10 +46,10 @@ def _drill(tmp_path: Path, runbook: str, *, again: bool = False) -> tuple[int, d
     runbooks.mkdir()
     playbooks.mkdir()
     (runbooks / "silent-deactivation.yaml").write_text(runbook)
-    event = ROOT / "playbooks" / "events" / "guardduty-leaked-access-key.json"
+    (playbooks / EVENT.name).write_bytes(EVENT.read_bytes())  # an inject's event file lies beside its playbook
     playbook = PLAYBOOK.replace("must_pass: true\n", "must_pass: false\n")
     playbook = playbook.replace("expectations:\n", AGAIN, 1) if again else playbook
-    playbook = playbook.format(event=event, extra=DRY)
+    playbook = playbook.format(event=EVENT.name, extra=DRY)
     (playbooks / "silent-runbook.yaml").write_text(playbook)
     result = CliRunner().invoke(app, ["tabletop", "run", str(playbooks / "silent-runbook.yaml"), "--runbooks",
                                       str(runbooks), "--json", "--report", str(tmp_path / "report")])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -94,3 +95,19 @@ async def test_undo_skips_a_rollback_whose_after_state_is_a_release_deployed_dur
     [out] = await Undoer(recorder, _registry(), NoAws(), allow_destructive=True).undo(incident.id)
     assert out["status"] == "skipped"
     assert await store.serving("fraud") == "v4"
+
+
+async def test_undos_read_of_the_serving_pointer_is_bounded_by_the_steps_deadline(tmp_path, keys, monkeypatch):
+    """The drift read never returns: undo records a skip naming the deadline instead of waiting on it forever."""
+    recorder, incident = await _rolled_back(tmp_path, keys, monkeypatch)
+
+    async def stuck(self: LocalStore, model: str) -> str | None:
+        await asyncio.Event().wait()  # an event that never fires: a registry read that hangs
+        return None
+
+    monkeypatch.setattr(LocalStore, "serving", stuck)
+    undoer = Undoer(recorder, _registry(), NoAws(), allow_destructive=True, deadline=0.05)
+    [out] = await asyncio.wait_for(undoer.undo(incident), 30)
+    assert out["status"] == "skipped"
+    assert "could not read the target within the step's deadline (0.05s)" in out["reason"]
+    assert [e.kind for e in recorder.entries()][-1] == "undo.skipped"

@@ -8,8 +8,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from responder.actuators.model.local import LocalStore
+from responder.actuators.model.params import RollbackParams
+from responder.actuators.model.rollback import RollbackToLastSigned
 from responder.cli import app
 from responder.timeline import MemoryStore, Recorder
+from tests.modelkit import NoAws, context, publish
 
 SWITCH = "model.switch_version"
 
@@ -37,3 +41,24 @@ async def test_history_lists_a_failed_pointer_move_marked(tmp_path: Path):
     assert "pointed fraud at v3" in rows[1]["error"]
     table = CliRunner().invoke(app, ["models", "history", "fraud", "--timeline", str(path)])
     assert "failed" in table.output
+
+
+async def test_history_prints_an_escape_sequence_from_the_pointer_file_escaped(tmp_path: Path, keys):
+    """A serving pointer file holding an ANSI escape, rolled back from: the table shows it as `\\x1b`, not raw."""
+    store = LocalStore(tmp_path / "registry")
+    await publish(store, tmp_path / "w", "fraud", "v1", keys.private)
+    (tmp_path / "registry" / "fraud" / "serving").write_text("\x1b[2J\x1b[31mv9\n")
+    result = await RollbackToLastSigned().apply(RollbackParams(model="fraud", only_if_unverified=True),
+                                                context(NoAws(), str(tmp_path / "registry"), keys))
+    assert result.prior == {"serving": "\x1b[2J\x1b[31mv9"}
+    rec = Recorder(MemoryStore())
+    rec.append("step.result", {"step": "s1", "actuator": "model.rollback_to_last_signed", "key": "k1",
+                               "target": result.target, "status": "ok", "changed": True, "prior": result.prior,
+                               "after": result.after, "outputs": result.outputs}, "inc\x1b]0;title\x07")
+    await rec.flush()
+    path = tmp_path / "timeline.jsonl"
+    path.write_bytes(rec.store.read())
+    table = CliRunner().invoke(app, ["models", "history", "fraud", "--timeline", str(path)])
+    assert table.exit_code == 0, table.output
+    assert not {"\x1b", "\x07"} & set(table.output)
+    assert "\\x1b[2J\\x1b[31mv9" in table.output.replace("\n", "").replace("│", "").replace(" ", "")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
+
 from responder.actuators.base import ActuationContext, AwsCaller, ModelConfig
 from responder.actuators.model.local import LocalStore
 from responder.actuators.model.s3 import S3Store
 from responder.actuators.model.sagemaker import SageMakerStore
 from responder.actuators.model.versions import ModelStore
 from responder.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 def config_from(settings: Settings) -> ModelConfig:
@@ -22,7 +26,21 @@ def config_from(settings: Settings) -> ModelConfig:
         deploy_timeout=settings.model_deploy_timeout_s,
         accept_legacy=settings.model_accept_legacy_signatures,
         refuse_legacy=settings.model_refuse_legacy_signatures,
+        drill=settings.drill,
     )
+
+
+def registry_url(named: str | None, config: ModelConfig) -> str:
+    """The registry a model step acts on: the one its params name, else the `model_registry` setting. In a tabletop
+    drill (`config.drill`) a local directory a step names (a runbook's literal `registry:`) is the drill's sandbox
+    registry instead, so a drill never changes a directory outside its sandbox; S3 and SageMaker are the sandbox's
+    moto server there already."""
+    if named is None or named == config.registry:
+        return config.registry
+    if config.drill and not named.startswith(("s3://", "sagemaker+s3://")):
+        log.warning("model_registry_redirected_to_drill", named=named, registry=config.registry)
+        return config.registry
+    return named
 
 
 def context_config(ctx: ActuationContext) -> ModelConfig:

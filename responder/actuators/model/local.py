@@ -35,6 +35,7 @@ from responder.actuators.model.versions import (
     checked,
 )
 from responder.errors import PermanentActuationError
+from responder.threadpools import run_detached
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -128,7 +129,9 @@ class LocalStore:
     async def serving(self, model: str) -> str | None:
         pointer = self._model(model) / "serving"
         try:
-            value = (await asyncio.to_thread(pointer.read_text)).strip()
+            # a thread of its own: a read stuck in the kernel (NFS, a FIFO), abandoned at the step's deadline, must
+            # hold neither asyncio.run's exit (the `responder undo` command's) nor the interpreter's
+            value = (await run_detached("model-pointer", pointer.read_text)).strip()
         except FileNotFoundError:
             return None
         return value or None

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Self
 from pydantic import Field, JsonValue, model_validator
 
 from responder.actuators.base import ActuationContext, Params
-from responder.actuators.model.backends import context_config, open_store
+from responder.actuators.model.backends import context_config, open_store, registry_url
 from responder.actuators.model.versions import MODEL_NAME, REGISTRY_URL, VERSION_NAME, ModelStore
 from responder.errors import ActuationError, ConfigError, PermanentActuationError
 
@@ -54,7 +54,9 @@ async def pin_start(raw: dict[str, Any], ctx: ActuationContext) -> dict[str, Any
     if raw.get("from_version") is not None or raw.get("only_if_unverified") is True:
         return raw
     try:
-        store = open_store(raw.get("registry") or context_config(ctx).registry, ctx.aws, context_config(ctx))
+        named = raw.get("registry")
+        config = context_config(ctx)
+        store = open_store(registry_url(str(named) if named else None, config), ctx.aws, config)
         serving = await store.serving(str(raw.get("model")))
     except ActuationError as exc:
         raise ConfigError(f"cannot read which version of {raw.get('model')} is served (name it with --from): "
@@ -74,7 +76,7 @@ class VersionParams(ModelParams):
 def store_for(p: ModelParams, ctx: ActuationContext) -> ModelStore:
     """The registry backend these params name."""
     config = context_config(ctx)
-    return open_store(p.registry or config.registry, ctx.aws, config)
+    return open_store(registry_url(p.registry, config), ctx.aws, config)
 
 
 async def serving_state(p: ModelParams, ctx: ActuationContext) -> dict[str, JsonValue]:
