@@ -1,5 +1,7 @@
 """The small HTTP endpoint of `responder run`: `/metrics` (Prometheus text format), `/healthz` (the loop answers)
-and `/readyz` (consuming), served on `metrics_host:metrics_port` (127.0.0.1 by default) when `metrics_port` is set.
+and `/readyz` (consuming), served on `metrics_host:metrics_port` (127.0.0.1 by default) when `metrics_port` is set. Read
+only: no request changes anything. A client has 5 s to send its request and 5 s to take the answer, then it is
+dropped (`metrics_client_dropped`), so a client that stops reading holds nothing.
 The metrics themselves are `responder.metrics`.
 """
 
@@ -16,7 +18,13 @@ from responder.metrics import Metrics
 
 log = structlog.get_logger(__name__)
 
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+HEAD_DEADLINE_S = 5.0
+"""Seconds a client has to send its request line and headers."""
+WRITE_DEADLINE_S = 5.0
+"""Seconds a client has to take its answer and the close: one that stops reading (a tiny receive window, a /metrics
+answer it never reads) is dropped, its socket aborted, instead of holding the connection, its task and the answer
+for ever."""
 
 
 class MetricsServer:
@@ -79,19 +87,41 @@ class MetricsServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            async with asyncio.timeout(5):
-                request = await reader.readline()
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass
-            parts = request.decode("latin-1").split()
+            async with asyncio.timeout(HEAD_DEADLINE_S):
+                request = await self._head(reader)
+        except (TimeoutError, ConnectionError):
+            writer.close()  # nothing was written: nothing to wait for
+            return
+        parts = request.decode("latin-1").split() if request is not None else []
+        if request is None:
+            status, body, ctype = 400, b"request line or header too long\n", "text/plain"
+        else:
             status, body, ctype = self._route(*parts[:2]) if len(parts) >= 2 else (405, b"", "text/plain")
-            head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {ctype}\r\n"
-                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-            writer.write(head + (body if parts[:1] != ["HEAD"] else b""))
-            await writer.drain()
-        except (TimeoutError, ConnectionError, UnicodeDecodeError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+        head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        timer = asyncio.timeout(WRITE_DEADLINE_S)
+        try:
+            async with timer:
+                writer.write(head + (body if parts[:1] != ["HEAD"] else b""))
+                await writer.drain()
+                writer.close()
+                await writer.wait_closed()  # the answer flushed to the client: a close waits for it
+        except TimeoutError:
+            if not timer.expired():
+                raise
+            log.warning("metrics_client_dropped", path=parts[1][:100] if len(parts) > 1 else "",
+                        deadline_s=WRITE_DEADLINE_S, unsent=writer.transport.get_write_buffer_size())
+            writer.transport.abort()
+        except ConnectionError:
+            writer.transport.abort()
+
+    @staticmethod
+    async def _head(reader: asyncio.StreamReader) -> bytes | None:
+        """The request line, its headers read and dropped; None when a line is over the reader's limit (64 KiB)."""
+        try:
+            request = await reader.readline()
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+        except ValueError:  # asyncio's LimitOverrunError, raised by readline as ValueError
+            return None
+        return request
