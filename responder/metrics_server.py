@@ -21,10 +21,11 @@ log = structlog.get_logger(__name__)
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 HEAD_DEADLINE_S = 5.0
 """Seconds a client has to send its request line and headers."""
-WRITE_DEADLINE_S = 5.0
-"""Seconds a client has to take its answer and the close: one that stops reading (a tiny receive window, a /metrics
-answer it never reads) is dropped, its socket aborted, instead of holding the connection, its task and the answer
-for ever."""
+WRITE_DEADLINE_S = 30.0
+"""Seconds a client has to take its answer and the close (above Prometheus's default 10 s scrape timeout, so a slow
+link's scrape of a large /metrics is served, as before 2026-12-08): one that stops reading (a tiny receive window, a
+/metrics answer it never reads) is dropped, its socket aborted, instead of holding the connection, its task and the
+answer for ever."""
 
 
 class MetricsServer:
