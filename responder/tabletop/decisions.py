@@ -97,7 +97,7 @@ def carried(value: str, pb: Playbook, base: Path, books: Sequence[Runbook] | Non
     for inject in pb.injects:
         try:
             texts.append(read_event(base, inject.event).decode("utf-8"))
-        except (PlaybookError, UnicodeDecodeError):  # refused (never read) or not text: reported at the inject
+        except (PlaybookError, UnicodeDecodeError, OSError):  # refused, not text or unreadable: reported at the inject
             continue
     for rb in books or ():
         texts += [json.dumps(s.with_, default=str) for s in (*rb.steps, *rb.on_failure)]

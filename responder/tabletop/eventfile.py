@@ -46,13 +46,18 @@ def read_event(base: Path, name: str) -> bytes:
         raise _refused(base, f"event file {name!r} does not exist (relative to {base})") from None
     except OSError as exc:
         raise _refused(base, f"event file {name!r} cannot be opened: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
+    try:  # the type checked on the descriptor itself: a directory, FIFO or device is never read
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise _refused(base, f"event file {name!r} is not a regular file (relative to {base})")
         if info.st_size > MAX_EVENT_BYTES:
             raise _refused(base, f"event file {name!r} is larger than {MAX_EVENT_BYTES} bytes")
-        data = file.read(MAX_EVENT_BYTES + 1)
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            data = file.read(MAX_EVENT_BYTES + 1)
+    except OSError as exc:
+        raise _refused(base, f"event file {name!r} cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
     if len(data) > MAX_EVENT_BYTES:  # grew since fstat
         raise _refused(base, f"event file {name!r} is larger than {MAX_EVENT_BYTES} bytes")
     return data

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from responder.errors import PlaybookError
+from responder.tabletop.eventfile import read_event
 from responder.tabletop.inject import inject_records
 from responder.tabletop.models import Inject
 from responder.tabletop.world import Bindings
@@ -97,3 +98,13 @@ def test_the_run_time_read_refuses_a_fifo_swapped_in_after_load(tmp_path):
     _unblock(tmp_path / "event.json")
     worker.join(SAFETY)
     assert (blocked, [str(e) for e in result if "is not a regular file" in str(e)] != []) == (False, True), result
+
+
+def test_an_event_naming_a_directory_is_refused_at_its_line_and_leaks_no_descriptor(tmp_path: Path) -> None:
+    """`event: events` (a directory): refused as not a regular file, and the descriptor opened on it is closed."""
+    (tmp_path / "events").mkdir()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        with pytest.raises(PlaybookError, match="not a regular file"):
+            read_event(tmp_path, "events")
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -37,6 +37,20 @@ from responder.actuators.model.versions import (
 from responder.errors import PermanentActuationError
 from responder.threadpools import run_detached
 
+_POINTER_READS: dict[Path, asyncio.Future[str]] = {}
+"""The read of each serving pointer under way: one thread per pointer at most, however many reads of a hung mount
+were abandoned at their deadlines."""
+
+
+async def _pointer_read(pointer: Path) -> str:
+    """The pointer's text, read in a thread of its own (`run_detached`) shared with every caller asking meanwhile; a
+    caller's deadline abandons its wait, not the read."""
+    pending = _POINTER_READS.get(pointer)
+    if pending is None or pending.done() or pending.get_loop() is not asyncio.get_running_loop():
+        pending = asyncio.ensure_future(run_detached("model-pointer", pointer.read_text))
+        _POINTER_READS[pointer] = pending
+    return await asyncio.shield(pending)
+
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync, then rename over `path`."""
@@ -131,7 +145,7 @@ class LocalStore:
         try:
             # a thread of its own: a read stuck in the kernel (NFS, a FIFO), abandoned at the step's deadline, must
             # hold neither asyncio.run's exit (the `responder undo` command's) nor the interpreter's
-            value = (await run_detached("model-pointer", pointer.read_text)).strip()
+            value = (await _pointer_read(pointer)).strip()
         except FileNotFoundError:
             return None
         return value or None
