@@ -127,6 +127,11 @@ class Actuator(Generic[P]):
     naming them (`responder.actuators.partial.Partly`), and a permanent failure after a transient one is recorded as
     one that may have changed something (docs/security.md). Never refunded from its quota in either case."""
     reverse: ClassVar[str | None] = None
+    observes_prior: ClassVar[bool] = True
+    """Whether the step runner reads `observe()` before the first attempt and records it as the prior state (one more
+    read per step). False where `apply` reads the prior state itself and `observe()` is there for undo's
+    compare-and-set (and the after-state of a step settled by `verify()` after a lost reply) only: no read is added
+    to the step's path (docs/engine.md)."""
     irreversible: ClassVar[str] = ""
     """Why there is no reverse actuator (required when `reverse` is None)."""
     literal_params: ClassVar[tuple[str, ...]] = ()
