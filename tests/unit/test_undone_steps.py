@@ -33,13 +33,7 @@ async def _contained(tmp_path: Any) -> tuple[Kit, str]:
 
 async def _undone_by_alice(kit: Kit, incident: str) -> int:
     """alice's undo of the incident, as the running service executes it (an operator request); its undo.result seq."""
-    engine = kit.engine
-    operator = Operator(engine.recorder, kit.registry, ActuationContext(aws=kit.iam), keys=KeyRing({"ops": SECRET}),
-                        clock=kit.clock, permissions=ALL, state=engine.state)
-    at = datetime.fromtimestamp(kit.clock(), UTC)
-    reply = await operator.handle(*operator_request(incident=incident, issued_at=at,
-                                                    expires_at=at + timedelta(hours=1)))
-    assert reply is not None
+    reply = await _asked(kit, "undo", incident)
     assert reply.ok, reply
     assert kit.iam.keys[KEY]["Status"] == "Active"
     [seq] = [e.seq for e in Recorder(kit.store).entries() if e.kind == "undo.result"]
@@ -113,3 +107,41 @@ async def test_a_new_incident_after_the_undone_one_closed_acts_normally(tmp_path
     await kit.send(finding_id="f9", updated="2026-11-25T10:20:00.000Z")
     assert kit.iam.keys[KEY]["Status"] == "Inactive"
     assert not _skips(kit)
+
+
+async def _asked(kit: Kit, action: str, incident: str, **args: object) -> Any:
+    """An operator request of alice's (`ops` may send every command), run as the running service runs it."""
+    operator = Operator(kit.engine.recorder, kit.registry, ActuationContext(aws=kit.iam),
+                        keys=KeyRing({"ops": SECRET}), clock=kit.clock, permissions=ALL, state=kit.engine.state)
+    at = datetime.fromtimestamp(kit.clock(), UTC)
+    return await operator.handle(*operator_request(action=action, incident=incident, args=args, issued_at=at,
+                                                   expires_at=at + timedelta(hours=1)))
+
+
+async def test_an_operator_redo_runs_the_undone_step_again_and_clears_the_mark(tmp_path):
+    """`redo --step` runs the undone step once more (recorded with who and which undo it overrides); then it is done."""
+    kit, incident = await _contained(tmp_path)
+    seq = await _undone_by_alice(kit, incident)
+    reply = await _asked(kit, "redo", incident, step="deactivate-key")
+    assert reply.ok, reply
+    assert kit.iam.keys[KEY]["Status"] == "Inactive"
+    redone = kit.entries("step.result")[-1]
+    assert (redone["step"], redone["operator"], redone["redoes"], redone["status"]) == \
+        ("deactivate-key", "alice", seq, "ok")
+    assert kit.engine.state.undone(redone["key"]) is None
+    kit.clock.now += 60
+    await kit.send(finding_id="f2", updated="2026-11-25T10:01:00.000Z")
+    assert not _skips(kit)
+    assert kit.entries("step.skipped")[-1]["reason"] == "already_done"
+    kit.start()  # the replay folds the redo as the live service did
+    assert kit.engine.state.undone(redone["key"]) is None
+
+
+async def test_redo_of_a_step_that_is_not_undone_is_refused(tmp_path):
+    """A step never undone (or redone already) cannot be redone: the request fails naming it, nothing runs."""
+    kit, incident = await _contained(tmp_path)
+    updates = kit.iam.count("update_access_key")
+    reply = await _asked(kit, "redo", incident, step="deactivate-key")
+    assert not reply.ok
+    assert "has no undone step 'deactivate-key'" in str(reply.error)
+    assert kit.iam.count("update_access_key") == updates

@@ -4,9 +4,9 @@ Both actuators share `_InstanceState`: read the state, call the operation only w
 already in (or on its way to) the wanted state, and report the state before and after. A terminated (or
 shutting-down) instance fails the step (`IncorrectInstanceState`, as AWS answers), never a quiet success. Each is
 the other's reverse. The after-state is recorded, and `observe()` reports the state (for undo's compare-and-set
-only: `apply` reads the prior state itself), as where the instance is heading: `stopping` as `stopped`, `pending` as `running`, so
-a stop that settled since its step still holds the after-state it recorded. The instance is named by
-`InstanceParams` and read by `describe_instance` from `responder.actuators.aws.ec2`.
+only: `apply` reads the prior state itself), as where the instance is heading: `stopping` as `stopped`, `pending`
+as `running`, so a stop that settled since its step still holds the after-state it recorded. The instance is named
+by `InstanceParams` and read by `describe_instance` from `responder.actuators.aws.ec2`.
 """
 
 from __future__ import annotations
