@@ -20,7 +20,7 @@ from responder.settings_kafka import KafkaSettings, below_group_timeouts
 from responder.settings_keys import shared_keys
 from responder.settings_sources import SourcedSettings
 
-OperatorCommand = Literal["undo", "undo.force", "undo.destructive", "redo", "models.rollback", "models.switch",
+OperatorCommand = Literal["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch",
                           "models.quarantine"]
 """What `operator_permissions` may grant: an action, or for undo, `--force` / `--allow-destructive` as well."""
 

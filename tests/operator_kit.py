@@ -16,8 +16,7 @@ from tests.fakes import FakeIam, test_registry
 
 SECRET = b"operator-secret"
 NOW = 1_800_000_000.0
-ALL = {"ops": ["undo", "undo.force", "undo.destructive", "redo", "models.rollback", "models.switch",
-               "models.quarantine"]}
+ALL = {"ops": ["undo", "undo.force", "undo.destructive", "models.rollback", "models.switch", "models.quarantine"]}
 """`operator_permissions` granting the test key every command."""
 
 

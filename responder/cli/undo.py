@@ -1,5 +1,4 @@
-"""`responder undo INCIDENT`: run the reverse actuators of an incident's steps; `responder redo INCIDENT --step ID`:
-run an undone step again on purpose."""
+"""`responder undo INCIDENT`: run the reverse actuators of an incident's steps."""
 
 from __future__ import annotations
 
@@ -61,28 +60,6 @@ def undo(
 
     _run("undo", {"step": step, "force": force, "allow_destructive": allow_destructive}, incident, timeline, via, by,
          json, run)
-
-
-@app.command()
-def redo(
-    incident: Annotated[str, typer.Argument(help="incident id or a unique prefix (see `responder timeline show`)")],
-    step: Annotated[str, typer.Option("--step", help="the undone step id to run again")],
-    timeline: Annotated[Path | None, typer.Option(help="timeline file (default: settings' timeline_path)")] = None,
-    json: JsonOpt = False,
-    via: ViaOpt = Via.OFFLINE,
-    by: ByOpt = None,
-) -> None:
-    """Run an undone step of an incident again on purpose, with the params it ran with, recording it on the timeline.
-
-    A step an operator undid is not applied again by a later alert of its incident; this is how it is. `--via kafka`
-    asks the running service to do it on its own timeline and prints its answer.
-    """
-    from responder.engine.redo import Redoer
-
-    def run(recorder: Recorder, context: ActuationContext, entries: list[TimelineEntry], name: str) -> Outcomes:
-        return asyncio.run(Redoer(recorder, registry, context, operator=by).redo(name, step))
-
-    _run("redo", {"step": step}, incident, timeline, via, by, json, run)
 
 
 Outcomes = list[dict[str, Any]]

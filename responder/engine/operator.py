@@ -1,8 +1,7 @@
 """Operator requests, executed by the service that owns the timeline: checked, run through the step runner, recorded.
 
-`undo` runs the `Undoer` (reverse actuators through `run_step`), `redo` the `Redoer` (an undone step again);
-`models.rollback|switch|quarantine` run their actuator through `run_step`, as the offline commands do
-(responder/engine/operatoractions.py). The request (with the
+`undo` runs the `Undoer` (reverse actuators through `run_step`); `models.rollback|switch|quarantine` run their
+actuator through `run_step`, as the offline commands do (responder/engine/operatoractions.py). The request (with the
 operator's identity and signing key id) is recorded as `operator.requested`, what it did as `operator.completed`; a
 request id that was already completed is answered from the timeline, never run twice; one whose intent a crash left
 open runs again with that intent's params (as `operator_params` completed them the first time). A different request
@@ -77,8 +76,7 @@ class Operator:
         self.recorder = recorder
         self.state = state
         """The engine's state (the running service's): an undo marks the steps it reversed there as it records them,
-        so a later event of the incident does not apply them again (responder/engine/undone.py); a redo's result
-        clears the mark (responder/engine/redo.py)."""
+        so a later event of the incident does not apply them again (responder/engine/undone.py)."""
         self.refusals = refusals or Refusals(recorder, clock, known=keys.has)
         """Where forged requests are recorded, bounded (the service shares the decisions' one)."""
         self.permissions = dict(permissions or {})

@@ -14,7 +14,6 @@ from responder.actuators.base import ActuationContext
 from responder.actuators.registry import Registry
 from responder.engine.answered import OPERATOR_KEY
 from responder.engine.readback import StepCall
-from responder.engine.redo import Redoer
 from responder.engine.runner import run_step
 from responder.engine.undo import Undoer
 from responder.errors import ConfigError
@@ -28,23 +27,17 @@ from responder.timeline.recorder import Recorder
 async def run_action(request: OperatorRequest, recorder: Recorder, registry: Registry, context: ActuationContext,
                      started: dict[str, dict[str, Any]], *,
                      folded: Callable[[TimelineEntry], None] | None = None) -> list[dict[str, Any]]:
-    """Run a checked request's action on `recorder`'s timeline: `undo` through the `Undoer`, `redo` through the
-    `Redoer`, `models.*` through `run_step`; `started`: the params of requests a crash cut short (`Operator.started`),
-    taken by their rerun; `folded`: given each entry of an undo or redo that changes what the engine state knows of a
-    step (`undo.result`; a redo's `step.intent` and `step.result`) as it is recorded."""
+    """Run a checked request's action on `recorder`'s timeline: `undo` through the `Undoer`, `models.*` through
+    `run_step`; `started`: the params of requests a crash cut short (`Operator.started`), taken by their rerun;
+    `folded`: given each `undo.result` as it is recorded (`Undoer.on_undone`)."""
     step = request.args.get("step")
-    if request.action in ("undo", "redo") and not request.incident:
-        raise ConfigError(f"{request.action} needs an incident")
+    if request.action == "undo" and not request.incident:
+        raise ConfigError("undo needs an incident")
     if request.action == "undo" and request.incident:
         undoer = Undoer(recorder, registry, context.aws, context=context,
                         allow_destructive=request.args.get("allow_destructive") is True,
                         force=request.args.get("force") is True, operator=request.by, on_undone=folded)
         return await undoer.undo(request.incident, str(step) if step is not None else None, held=True)
-    if request.action == "redo" and request.incident:
-        if not isinstance(step, str) or not step:
-            raise ConfigError("redo needs the step id (--step)")
-        redoer = Redoer(recorder, registry, context, operator=request.by, on_entry=folded)
-        return await redoer.redo(request.incident, step)
     name = MODEL_ACTUATORS[request.action]
     actuator = registry.get(name)
     given = {k: v for k, v in request.args.items() if v is not None}

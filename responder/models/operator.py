@@ -22,7 +22,7 @@ REPLY_SIGNATURE_HEADER = "responder-reply-signature"
 REPLY_DOMAIN = b"responder operator reply v1\n"
 """Prefixed to what a replica signs for a reply (Ed25519, its timeline key, `reply_signed`): a reply signature can
 stand for nothing else that key signs (approval requests, checkpoints, scorecards)."""
-Action = Literal["undo", "redo", "models.rollback", "models.switch", "models.quarantine"]
+Action = Literal["undo", "models.rollback", "models.switch", "models.quarantine"]
 ARGS_MAX_BYTES = 4096
 """Most bytes of an operator request's `args` as JSON (an undo's step, a model's name, version and reason take a few
 hundred): more is refused as malformed, so what `operator.requested` and the reasons of a refusal record of them is
@@ -42,10 +42,9 @@ class OperatorRequest(BaseModel):
     id: str = Field(pattern=r"^[0-9a-f]{32}$", description="the reply carries it")
     action: Action
     by: str = Field(min_length=1, max_length=200)
-    incident: str | None = Field(default=None, max_length=200, description="for undo and redo")
+    incident: str | None = Field(default=None, max_length=200, description="for undo")
     args: dict[str, JsonValue] = Field(
-        default_factory=dict,
-        description="undo: step, force, allow_destructive; redo: step; models.*: the actuator's params")
+        default_factory=dict, description="undo: step, force, allow_destructive; models.*: the actuator's params")
     issued_at: AwareDatetime
     expires_at: AwareDatetime
 

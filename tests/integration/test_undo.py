@@ -217,20 +217,3 @@ async def test_undo_via_kafka_is_executed_and_recorded_by_the_running_service(ka
     assert "may not send undo.force" in refusal["reason"]
     assert completed["ok"] is True
     assert not (tmp_path / "not-the-service-timeline.jsonl").exists()
-
-
-def test_redo_command_runs_an_undone_step_again(aws, moto_server, tmp_path):
-    """`responder redo INCIDENT --step deactivate-key` deactivates the key an undo re-activated; not twice."""
-    path, incident, key, env = _contained_in_file(aws, moto_server, tmp_path)
-    undone = CliRunner().invoke(app, ["undo", incident, "--timeline", str(path), "--step", "deactivate-key"], env=env)
-    assert undone.exit_code == 0, undone.output
-    assert asyncio.run(_status(aws, key)) == "Active"
-    redo = ["redo", incident, "--step", "deactivate-key", "--timeline", str(path), "--by", "alice", "--json"]
-    result = CliRunner().invoke(app, redo, env=env)
-    assert result.exit_code == 0, result.output
-    [step] = orjson.loads(result.stdout.splitlines()[-1])["steps"]
-    assert (step["step"], step["status"], step["operator"]) == ("deactivate-key", "ok", "alice")
-    assert asyncio.run(_status(aws, key)) == "Inactive"
-    entries = list(parse_lines(path.read_bytes().splitlines()))
-    assert verify_entries(entries)[0] == len(entries)
-    assert CliRunner().invoke(app, redo, env=env).exit_code == 3

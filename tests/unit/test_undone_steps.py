@@ -7,12 +7,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
 from responder.actuators.base import ActuationContext
 from responder.auth import KeyRing
+from responder.cli import app
 from responder.engine.operator import Operator
 from responder.engine.partitions import merge
 from responder.engine.snapshot import EngineSnapshot
 from responder.engine.undo import Undoer
+from responder.errors import ConfigError
+from responder.models.operator import OperatorRequest
+from responder.settings import Settings
 from responder.timeline import Recorder
 from tests.kit import ESCALATE, KEY, Kit, deactivate_key_step, make_kit
 from tests.operator_kit import ALL, SECRET, operator_request
@@ -118,30 +126,12 @@ async def _asked(kit: Kit, action: str, incident: str, **args: object) -> Any:
                                                    expires_at=at + timedelta(hours=1)))
 
 
-async def test_an_operator_redo_runs_the_undone_step_again_and_clears_the_mark(tmp_path):
-    """`redo --step` runs the undone step once more (recorded with who and which undo it overrides); then it is done."""
-    kit, incident = await _contained(tmp_path)
-    seq = await _undone_by_alice(kit, incident)
-    reply = await _asked(kit, "redo", incident, step="deactivate-key")
-    assert reply.ok, reply
-    assert kit.iam.keys[KEY]["Status"] == "Inactive"
-    redone = kit.entries("step.result")[-1]
-    assert (redone["step"], redone["operator"], redone["redoes"], redone["status"]) == \
-        ("deactivate-key", "alice", seq, "ok")
-    assert kit.engine.state.undone(redone["key"]) is None
-    kit.clock.now += 60
-    await kit.send(finding_id="f2", updated="2026-11-25T10:01:00.000Z")
-    assert not _skips(kit)
-    assert kit.entries("step.skipped")[-1]["reason"] == "already_done"
-    kit.start()  # the replay folds the redo as the live service did
-    assert kit.engine.state.undone(redone["key"]) is None
-
-
-async def test_redo_of_a_step_that_is_not_undone_is_refused(tmp_path):
-    """A step never undone (or redone already) cannot be redone: the request fails naming it, nothing runs."""
-    kit, incident = await _contained(tmp_path)
-    updates = kit.iam.count("update_access_key")
-    reply = await _asked(kit, "redo", incident, step="deactivate-key")
-    assert not reply.ok
-    assert "has no undone step 'deactivate-key'" in str(reply.error)
-    assert kit.iam.count("update_access_key") == updates
+def test_no_command_re_applies_an_undone_step():
+    """No `responder redo` command, `redo` operator action or permission: an undone step is re-applied by hand."""
+    assert CliRunner().invoke(app, ["redo", "inc1", "--step", "deactivate-key"]).exit_code == 2  # no such command
+    at = datetime.fromtimestamp(T0, UTC)
+    with pytest.raises(ValidationError):
+        OperatorRequest.model_validate({"id": "0" * 32, "action": "redo", "by": "alice", "incident": "inc1",
+                                        "issued_at": at, "expires_at": at + timedelta(minutes=5)})
+    with pytest.raises(ConfigError, match="RESPONDER_OPERATOR_PERMISSIONS"):
+        Settings(operator_permissions={"ops": ["redo"]})
