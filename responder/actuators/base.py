@@ -180,6 +180,11 @@ class Actuator(Generic[P]):
         """
         return None
 
+    def comparable(self, after: Mapping[str, Any]) -> dict[str, Any]:
+        """A recorded after-state in the shape `observe()` reports now, for undo's compare-and-set: as recorded by
+        default; an actuator whose recorded shape changed across releases maps the old one here."""
+        return dict(after)
+
     async def outputs_now(self, p: P, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """The outputs `apply` returned, rebuilt by reading the target once its change holds (`verify()` said so), for
         a step whose reply was lost (a retry that finds its lost attempt's change, an open intent after a crash).

@@ -207,9 +207,11 @@ class Undoer:
         Compare-and-set: an actuator that can report its state is compared field by field, over the fields
         the step recorded; one that cannot, or a step whose recorded after-state has fields `observe()` does
         not report (recorded before the actuator could observe, or in an older shape), or none at all, is
-        asked whether its desired state still holds.
+        asked whether its desired state still holds. The recorded after-state is read through the actuator's
+        `comparable()` first (a stop recorded `stopping` by an older release is `stopped`).
         """
         current = await observe(forward)
+        after = forward.actuator.comparable(after)
         if current is not None and after and after.keys() <= current.keys():
             diff = {k: (after.get(k), current.get(k)) for k in sorted(after) if after.get(k) != current.get(k)}
             if not diff:

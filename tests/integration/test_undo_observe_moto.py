@@ -1,4 +1,4 @@
-"""Undo of an instance stop/start, a security-group restore and a key rotation is compare-and-set on the moto server:
+"""Undo of an instance stop/start and a key rotation is compare-and-set on the moto server:
 undone while the target holds the step's after-state, refused (naming what it found) once it was changed by hand,
 undone with `--force` anyway."""
 
@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from responder.actuators import registry
-from responder.actuators.base import ActuationContext
 from responder.engine.undo import Undoer
 from responder.timeline import MemoryStore, Recorder
 from tests.integration.actuator_cases import CASES as ACTUATOR_CASES
@@ -30,27 +29,6 @@ async def _stopped(aws: Any) -> dict[str, Any]:
     params = await SETUP["aws.ec2.stop_instance"](aws)
     await aws.call("ec2", "stop_instances", InstanceIds=[params["instance_id"]])
     return params
-
-
-async def _isolated(aws: Any) -> dict[str, Any]:
-    """An instance isolated by aws.ec2.isolate_instance: the restore's params are the groups it had."""
-    params = await SETUP["aws.ec2.isolate_instance"](aws)
-    isolate = registry.get("aws.ec2.isolate_instance")
-    done = await isolate.apply(isolate.params.model_validate(params), ActuationContext(aws=aws, incident="other"))
-    return {"instance_id": params["instance_id"], "groups_by_eni": done.prior["groups_by_eni"]}
-
-
-async def _groups(aws: Any, p: dict[str, Any]) -> dict[str, list[str]]:
-    out = await aws.call("ec2", "describe_network_interfaces",
-                         Filters=[{"Name": "attachment.instance-id", "Values": [p["instance_id"]]}])
-    return {e["NetworkInterfaceId"]: sorted(g["GroupName"] for g in e["Groups"]) for e in out["NetworkInterfaces"]}
-
-
-async def _regroup(aws: Any, p: dict[str, Any]) -> None:
-    vpc = (await aws.call("ec2", "describe_vpcs"))["Vpcs"][0]["VpcId"]
-    other = await aws.call("ec2", "create_security_group", GroupName="hand-made", Description="h", VpcId=vpc)
-    for eni in p["groups_by_eni"]:
-        await aws.call("ec2", "modify_network_interface_attribute", NetworkInterfaceId=eni, Groups=[other["GroupId"]])
 
 
 async def _key(aws: Any, p: dict[str, Any]) -> str:
@@ -83,8 +61,6 @@ CASES = [
     Case("aws.ec2.start_instance", _stopped,
          lambda aws, p: aws.call("ec2", "stop_instances", InstanceIds=[p["instance_id"]]),
          "state: recorded 'running', now 'stopped'", _state, "stopped"),
-    Case("aws.ec2.restore_instance_groups", _isolated, _regroup, "groups_by_eni: recorded", _groups,
-         "responder-quarantine"),
     Case("aws.iam.rotate_access_key", SETUP["aws.iam.rotate_access_key"], _reactivate,
          "status: recorded 'Inactive', now 'Active'", _key, "Active"),
 ]

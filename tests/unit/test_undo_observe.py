@@ -1,6 +1,7 @@
-"""Undo of an instance stop/start, a security-group restore and a key rotation is compare-and-set: each actuator
-reports (`observe()`) the state its reverse changes, so a change made after the step is not overwritten without
-`--force`; and the read is for undo only, never one more AWS call on the step's path. With an in-memory cloud."""
+"""Undo of an instance stop/start and a key rotation is compare-and-set: each actuator reports (`observe()`) the state
+its reverse changes, so a change made after the step is not overwritten without `--force`; and the read is for undo
+only, never one more AWS call on the step's path. Undo of a security-group restore isolates nothing. With an
+in-memory cloud."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from tests.undo_kit import (
     OLD_KEY,
     SECRET,
     SG_OTHER,
-    SG_QUARANTINE,
     SG_WEB,
+    STEP_KEY,
     USER,
     FakeCloud,
     stepped,
@@ -51,10 +52,6 @@ def _stop_again(cloud: FakeCloud) -> None:
     cloud.state = "stopped"
 
 
-def _regroup(cloud: FakeCloud) -> None:
-    cloud.enis[ENI] = [SG_OTHER]
-
-
 def _reactivate(cloud: FakeCloud) -> None:
     cloud.keys[OLD_KEY] = "Active"
 
@@ -64,10 +61,6 @@ CASES = [
          "state: recorded 'stopped', now 'running'", lambda c: c.state, "pending"),
     Case("aws.ec2.start_instance", lambda: FakeCloud("stopped"), {"instance_id": INSTANCE}, _stop_again,
          "state: recorded 'running', now 'stopped'", lambda c: c.state, "stopping"),
-    Case("aws.ec2.restore_instance_groups", lambda: FakeCloud(groups=[SG_QUARANTINE]),
-         {"instance_id": INSTANCE, "groups_by_eni": {ENI: [SG_WEB]}}, _regroup,
-         f"groups_by_eni: recorded {{'{ENI}': ['{SG_WEB}']}}, now {{'{ENI}': ['{SG_OTHER}']}}",
-         lambda c: c.enis[ENI], [SG_QUARANTINE]),
     Case("aws.iam.rotate_access_key", FakeCloud, {"user_name": USER, "access_key_id": OLD_KEY, "secret_name": SECRET},
          _reactivate, "status: recorded 'Inactive', now 'Active'", lambda c: c.keys[OLD_KEY], "Active"),
 ]
@@ -90,7 +83,7 @@ async def _undo(cloud: FakeCloud, recorder: Recorder, *, force: bool = False) ->
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_each_reversible_actuator_observes_the_state_its_reverse_changes(case):
-    """stop/start_instance, restore_instance_groups and rotate_access_key each define observe() (for undo)."""
+    """stop/start_instance and rotate_access_key each define observe() (for undo)."""
     actuator = registry.get(case.actuator)
     assert type(actuator).observe is not Actuator.observe  # the base's cannot say
     assert actuator.reverse is not None
@@ -138,8 +131,37 @@ async def test_observe_adds_no_read_to_the_step_path(case):
     await stepped(recorder, cloud, case.actuator, case.params)
     reads = {"aws.ec2.stop_instance": {"describe_instances": 3},  # apply's two reads and the read-back
              "aws.ec2.start_instance": {"describe_instances": 3},
-             "aws.ec2.restore_instance_groups": {"describe_network_interfaces": 2},
              "aws.iam.rotate_access_key": {"list_access_keys": 2, "get_secret_value": 2}}[case.actuator]
     assert {op: cloud.calls[op] for op in reads} == reads
     [intent] = [e.body for e in recorder.entries() if e.kind == "step.intent"]
     assert "before" not in intent
+
+
+@pytest.mark.parametrize(("actuator", "start", "recorded", "now"), [
+    ("aws.ec2.stop_instance", "running", "stopping", "stopped"),
+    ("aws.ec2.start_instance", "stopped", "pending", "running"),
+])
+async def test_a_stop_or_start_recorded_in_transition_before_this_release_still_undoes(actuator, start, recorded, now):
+    """A step recorded by an older release (after-state `stopping`/`pending`), since settled, undoes without --force."""
+    cloud, recorder = FakeCloud(now), Recorder(MemoryStore())
+    head = {"step": "contain", "actuator": actuator, "target": INSTANCE, "key": STEP_KEY}
+    recorder.append("step.intent", {**head, "params": {"instance_id": INSTANCE}}, INCIDENT)
+    recorder.append("step.result", {**head, "status": "ok", "changed": True, "verified": True,
+                                    "prior": {"state": start}, "after": {"state": recorded}}, INCIDENT)
+    outcome = await _undo(cloud, recorder)
+    assert outcome["status"] == "ok", outcome
+    assert "forced" not in outcome
+    assert cloud.state == {"running": "pending", "stopped": "stopping"}[start]
+
+
+async def test_undo_of_a_restore_never_isolates_the_instance():
+    """Undo of restore_instance_groups is skipped (nothing to reverse): no quarantine group or tag, groups unchanged."""
+    cloud, recorder = FakeCloud(groups=[SG_OTHER]), Recorder(MemoryStore())
+    result = await stepped(recorder, cloud, "aws.ec2.restore_instance_groups",
+                           {"instance_id": INSTANCE, "groups_by_eni": {ENI: [SG_WEB]}})
+    assert (result.ok, result.changed) == (True, True), result
+    outcome = await _undo(cloud, recorder)
+    assert (outcome["status"], outcome["reason"]) == ("skipped", "nothing recorded to restore"), outcome
+    assert cloud.enis[ENI] == [SG_WEB]
+    assert not cloud.tags
+    assert not [e for e in recorder.entries() if e.kind == "undo.intent"]

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import Field, JsonValue, field_validator
 
@@ -45,9 +44,7 @@ class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
 
     An ENI no longer attached is skipped (named in `after.not_attached`, and `verify()` is false: a human restores
     it); when none of them is (or the instance does not exist) the step fails (`InvalidNetworkInterfaceID.NotFound`,
-    `InvalidInstanceID.NotFound`) for a human: nothing was restored. Its undo isolates the instance again, only while
-    the named ENIs still have the groups the step gave them (`observe()`, for undo only: `apply` reads the groups
-    before itself).
+    `InvalidInstanceID.NotFound`) for a human: nothing was restored.
 
     Example::
 
@@ -65,7 +62,6 @@ class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
     destructive = False
     changes_in_turn = True  # one call per network interface, then the tag
     reverse = "aws.ec2.isolate_instance"
-    observes_prior = False  # apply reads the groups before; observe() is undo's
 
     def target(self, p: RestoreGroupsParams) -> str:
         return p.instance_id
@@ -96,15 +92,3 @@ class RestoreInstanceGroups(Actuator[RestoreGroupsParams]):
         current = await eni_groups(ctx, p.instance_id)
         # every recorded ENI attached with its groups back: one detached since (or no instance) is not done
         return all(current.get(eni) == sorted(groups) for eni, groups in p.groups_by_eni.items())
-
-    async def observe(self, p: RestoreGroupsParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
-        """The groups of each ENI the params name, in `apply`'s after-state shape: those attached with their groups
-        now, and those no longer attached (`not_attached`, when any)."""
-        current = await eni_groups(ctx, p.instance_id)
-        gone: list[JsonValue] = [eni for eni in sorted(p.groups_by_eni) if eni not in current]
-        groups: dict[str, JsonValue] = {eni: list(current[eni]) for eni in p.groups_by_eni if eni in current}
-        return {"groups_by_eni": groups, **({"not_attached": gone} if gone else {})}
-
-    def reverse_params(self, p: RestoreGroupsParams, result: ActuationResult) -> dict[str, Any] | None:
-        """Isolate the instance again (every ENI behind the quarantine group), when the step changed its groups."""
-        return {"instance_id": p.instance_id} if result.changed else None

@@ -5,12 +5,14 @@ already in (or on its way to) the wanted state, and report the state before and 
 shutting-down) instance fails the step (`IncorrectInstanceState`, as AWS answers), never a quiet success. Each is
 the other's reverse. The after-state is recorded, and `observe()` reports the state (for undo's compare-and-set
 only: `apply` reads the prior state itself), as where the instance is heading: `stopping` as `stopped`, `pending`
-as `running`, so a stop that settled since its step still holds the after-state it recorded. The instance is named
-by `InstanceParams` and read by `describe_instance` from `responder.actuators.aws.ec2`.
+as `running`, so a stop that settled since its step still holds the after-state it recorded; an after-state an older
+release recorded in transition is read the same way (`comparable`). The instance is named by `InstanceParams` and
+read by `describe_instance` from `responder.actuators.aws.ec2`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import JsonValue
@@ -61,6 +63,11 @@ class _InstanceState(Actuator[InstanceParams]):
         """The instance's state (where it is heading), which the reverse changes: one started again by hand since a
         stop is not stopped by its undo without `--force`."""
         return {"state": heading(str((await describe_instance(ctx, p.instance_id))["State"]["Name"]))}
+
+    def comparable(self, after: Mapping[str, Any]) -> dict[str, Any]:
+        """Older releases recorded the state read right after the call (`stopping`, `pending`): where it heads."""
+        state = after.get("state")
+        return {**after, "state": heading(state)} if isinstance(state, str) else dict(after)
 
     def reverse_params(self, p: InstanceParams, result: ActuationResult) -> dict[str, Any] | None:
         return p.model_dump() if result.changed else None
