@@ -165,3 +165,20 @@ async def test_undo_of_a_restore_never_isolates_the_instance():
     assert cloud.enis[ENI] == [SG_WEB]
     assert not cloud.tags
     assert not [e for e in recorder.entries() if e.kind == "undo.intent"]
+
+
+@pytest.mark.parametrize("by_hand", ["deleted", "Inactive"])
+async def test_undo_of_a_rotation_whose_new_key_is_gone_or_inactive_is_refused(by_hand):
+    """The new key deleted or deactivated by hand since the rotation: undo skips it, the old key stays Inactive."""
+    cloud, recorder = FakeCloud(), Recorder(MemoryStore())
+    await stepped(recorder, cloud, "aws.iam.rotate_access_key",
+                  {"user_name": USER, "access_key_id": OLD_KEY, "secret_name": SECRET})
+    [new] = [k for k in cloud.keys if k != OLD_KEY]
+    if by_hand == "deleted":
+        del cloud.keys[new]
+    else:
+        cloud.keys[new] = "Inactive"
+    outcome = await _undo(cloud, recorder)
+    assert outcome["status"] == "skipped", outcome
+    assert f"new_access_key_id: recorded '{new}', now None" in outcome["reason"]
+    assert cloud.keys[OLD_KEY] == "Inactive"

@@ -101,7 +101,7 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
     key it does not know (its secret is gone with the reply) and issues exactly one new key. The tag is
     removed once the secret holds the new key. Undo re-activates the old key; the new key stays. Undo is
     compare-and-set on what `observe()` reports (read for undo only: `apply` reads the keys before itself): the old
-    key's status and the new key the secret names as its successor.
+    key's status and the new key the secret names as its successor, while that key exists and is Active.
 
     Example::
 
@@ -225,11 +225,13 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
 
     async def observe(self, p: RotateKeyParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """The old key's status (None: deleted), which the reverse sets Active again, and the key the secret records
-        as replacing it (None: none), in `apply`'s after-state shape."""
+        as replacing it while that key exists and is Active (None: none, or deleted or deactivated since), in
+        `apply`'s after-state shape."""
         keys = await list_keys(ctx, p.user_name)
         record = await stored_rotation(ctx, p.secret_name) or {}
         new_id = record.get("access_key_id") if record.get("replaces") == p.access_key_id else None
-        return {"status": keys.get(p.access_key_id), "new_access_key_id": new_id if isinstance(new_id, str) else None}
+        live = isinstance(new_id, str) and keys.get(new_id) == "Active"
+        return {"status": keys.get(p.access_key_id), "new_access_key_id": new_id if live else None}
 
     def reverse_params(self, p: RotateKeyParams, result: ActuationResult) -> dict[str, Any] | None:
         if result.prior.get("status") != "Active":
