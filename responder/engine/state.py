@@ -76,6 +76,15 @@ class EngineState(DecidedSteps):
         done = self._done.get(key)
         return done.undone if done is not None else None
 
+    def undone_as(self, incident: str, step: str, target: str) -> tuple[StepResult | None, Undone | None]:
+        """The incident's result of `step` on `target` under any runbook version (its key names the version) and its
+        undo mark, when an operator undid every ok one: a redeploy does not re-apply an undone step. Else None."""
+        found = [d for k in self._done_of.get(incident, ()) if (d := self._done[k]).result.ok
+                 and (d.result.step, d.result.target) == (step, target)]
+        if not found or any(d.undone is None for d in found):
+            return None, None
+        return found[-1].result, found[-1].undone
+
     def intent(self, key: str) -> StepIntent | None:
         """The intent of a step key that has no result yet."""
         found = self._inflight.get(key)

@@ -102,8 +102,11 @@ class StepRunning(FailureEscalation):
         done = self.state.result(key)
         if done is None and actuator.notifies and incident.notified:  # sent under another version of the runbook
             done = self.state.result(incident.notified.get(f"{step.id}\x1f{target}", ""))
-        if done is not None and done.ok and grant is None and not escalating \
-                and (undone := self.state.undone(key)) is not None:  # an operator undid it: their decision stands
+        undone = self.state.undone(key)
+        if done is None and grant is None and not escalating:  # undone under an earlier version of the runbook?
+            done, undone = self.state.undone_as(incident.id, step.id, target)
+        if done is not None and done.ok and grant is None and not escalating and undone is not None:
+            # an operator undid it: their decision stands
             return await self._left_undone(rb, incident, event, scope, plan, head, done, undone, fresh)
         if done is not None and done.status.final and grant is None \
                 and not (fresh and done.ok and not dry and await self._drifted(call, key)):

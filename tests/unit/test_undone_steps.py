@@ -22,7 +22,7 @@ from responder.errors import ConfigError
 from responder.models.operator import OperatorRequest
 from responder.settings import Settings
 from responder.timeline import Recorder
-from tests.kit import ESCALATE, KEY, Kit, deactivate_key_step, make_kit
+from tests.kit import ESCALATE, HEADER, KEY, Kit, deactivate_key_step, make_kit
 from tests.operator_kit import ALL, SECRET, operator_request
 
 CONTAIN = "window: 10m\ncooldown: 5m\nsteps:\n" + deactivate_key_step(0) + ESCALATE
@@ -115,6 +115,21 @@ async def test_a_new_incident_after_the_undone_one_closed_acts_normally(tmp_path
     await kit.send(finding_id="f9", updated="2026-11-25T10:20:00.000Z")
     assert kit.iam.keys[KEY]["Status"] == "Inactive"
     assert not _skips(kit)
+
+
+async def test_an_undone_step_stays_undone_when_its_runbook_is_redeployed_with_a_new_version(tmp_path):
+    """After alice's undo, rb moves to version 2 and the service restarts: f2 still leaves the key Active, skipped."""
+    kit, incident = await _contained(tmp_path)
+    seq = await _undone_by_alice(kit, incident)
+    (kit.runbooks_dir / "rb.yaml").write_text(HEADER.format(id="rb") + "version: 2\n" + CONTAIN)
+    kit.start()
+    kit.clock.now += 60
+    await kit.send(finding_id="f2", updated="2026-11-25T10:01:00.000Z")
+    assert kit.iam.keys[KEY]["Status"] == "Active"
+    [skip] = _skips(kit)
+    assert (skip["step"], skip["undone_by"], skip["undone_seq"]) == ("deactivate-key", "alice", seq)
+    assert [r["step"] for r in kit.entries("step.result") if r["actuator"] == "aws.iam.deactivate_access_key"] \
+        == ["deactivate-key"]
 
 
 async def _asked(kit: Kit, action: str, incident: str, **args: object) -> Any:
