@@ -128,6 +128,11 @@ class Actuator(Generic[P]):
     naming them (`responder.actuators.partial.Partly`), and a permanent failure after a transient one is recorded as
     one that may have changed something (docs/security.md). Never refunded from its quota in either case."""
     reverse: ClassVar[str | None] = None
+    observes_prior: ClassVar[bool] = True
+    """Whether the step runner reads `observe()` before the first attempt and records it as the prior state (one more
+    read per step). False where `apply` reads the prior state itself and `observe()` is there for undo's
+    compare-and-set (and the after-state of a step settled by `verify()` after a lost reply) only: no read is added
+    to the step's path (docs/engine.md)."""
     irreversible: ClassVar[str] = ""
     """Why there is no reverse actuator (required when `reverse` is None)."""
     literal_params: ClassVar[tuple[str, ...]] = ()
@@ -175,6 +180,11 @@ class Actuator(Generic[P]):
         earlier change as the prior state; undo compares it with the recorded after-state.
         """
         return None
+
+    def comparable(self, after: Mapping[str, Any]) -> dict[str, Any]:
+        """A recorded after-state in the shape `observe()` reports now, for undo's compare-and-set: as recorded by
+        default; an actuator whose recorded shape changed across releases maps the old one here."""
+        return dict(after)
 
     async def outputs_now(self, p: P, ctx: ActuationContext) -> dict[str, JsonValue] | None:
         """The outputs `apply` returned, rebuilt by reading the target once its change holds (`verify()` said so), for

@@ -13,6 +13,7 @@ A handled id is remembered until its request has expired (then it is refused any
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
@@ -32,7 +33,9 @@ from responder.engine.answered import Handled, refusal_reply
 from responder.engine.fleetitems import REPLY_TTL_MARGIN_S
 from responder.engine.operatoractions import run_action
 from responder.engine.permissions import held_until, lifetime, not_yet_valid, refused
+from responder.engine.recovery import fold
 from responder.engine.refusals import Refusals
+from responder.engine.state import EngineState
 from responder.errors import ActuationError, ConfigError, Refusal
 from responder.models.operator import (
     REPLY_KEY_HEADER,
@@ -68,8 +71,12 @@ class Operator:
 
     def __init__(self, recorder: Recorder, registry: Registry, context: ActuationContext, *, keys: KeyRing,
                  clock: Callable[[], float] = time.time, replies: Replies | None = None,
-                 permissions: Mapping[str, Collection[str]] | None = None, refusals: Refusals | None = None) -> None:
+                 permissions: Mapping[str, Collection[str]] | None = None, refusals: Refusals | None = None,
+                 state: EngineState | None = None) -> None:
         self.recorder = recorder
+        self.state = state
+        """The engine's state (the running service's): an undo marks the steps it reversed there as it records them,
+        so a later event of the incident does not apply them again (responder/engine/undone.py)."""
         self.refusals = refusals or Refusals(recorder, clock, known=keys.has)
         """Where forged requests are recorded, bounded (the service shares the decisions' one)."""
         self.permissions = dict(permissions or {})
@@ -159,7 +166,8 @@ class Operator:
         self.recorder.append(OPERATOR_REQUESTED, {**head, "args": request.args}, request.incident)
         log.info("operator_request", action=request.action, by=request.by, incident=request.incident)
         try:
-            outcomes = await run_action(request, self.recorder, self.registry, self.context, self.started)
+            outcomes = await run_action(request, self.recorder, self.registry, self.context, self.started,
+                                        folded=None if self.state is None else functools.partial(fold, self.state))
         except ConfigError as exc:
             return await self._complete(request, digest, ok=False, error=str(exc))
         failed = [o for o in outcomes if o.get("status") == StepStatus.FAILED]

@@ -5,6 +5,7 @@ through the `Undoer`, `models.rollback|switch|quarantine` through `run_step`, as
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -19,20 +20,23 @@ from responder.errors import ConfigError
 from responder.models.operator import MODEL_ACTUATORS, OperatorRequest
 from responder.models.runbook import Step
 from responder.models.step import StepIntent
+from responder.models.timeline import TimelineEntry
 from responder.timeline.recorder import Recorder
 
 
 async def run_action(request: OperatorRequest, recorder: Recorder, registry: Registry, context: ActuationContext,
-                     started: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+                     started: dict[str, dict[str, Any]], *,
+                     folded: Callable[[TimelineEntry], None] | None = None) -> list[dict[str, Any]]:
     """Run a checked request's action on `recorder`'s timeline: `undo` through the `Undoer`, `models.*` through
-    `run_step`; `started`: the params of requests a crash cut short (`Operator.started`), taken by their rerun."""
-    if request.action == "undo":
-        if not request.incident:
-            raise ConfigError("undo needs an incident")
+    `run_step`; `started`: the params of requests a crash cut short (`Operator.started`), taken by their rerun;
+    `folded`: given each `undo.result` as it is recorded (`Undoer.on_undone`)."""
+    step = request.args.get("step")
+    if request.action == "undo" and not request.incident:
+        raise ConfigError("undo needs an incident")
+    if request.action == "undo" and request.incident:
         undoer = Undoer(recorder, registry, context.aws, context=context,
                         allow_destructive=request.args.get("allow_destructive") is True,
-                        force=request.args.get("force") is True, operator=request.by)
-        step = request.args.get("step")
+                        force=request.args.get("force") is True, operator=request.by, on_undone=folded)
         return await undoer.undo(request.incident, str(step) if step is not None else None, held=True)
     name = MODEL_ACTUATORS[request.action]
     actuator = registry.get(name)

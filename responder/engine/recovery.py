@@ -9,6 +9,7 @@ from datetime import datetime
 from responder.engine.answered import OPERATOR_KEY
 from responder.engine.approvals import Parked
 from responder.engine.state import EngineState
+from responder.engine.undone import UNDO_RESULT, undone_by
 from responder.models.step import StepIntent, StepResult
 from responder.models.timeline import EntryKind, TimelineEntry
 
@@ -74,6 +75,8 @@ def fold(state: EngineState, entry: TimelineEntry) -> None:
             state.deny(parked, settles=settles)
     elif kind == EntryKind.APPROVAL_SETTLED and incident:
         state.settle(incident, str(body.get("step")))
+    elif kind == UNDO_RESULT and incident and (undone := undone_by(entry)) is not None:
+        state.undo(*undone, incident)  # an operator's undo: a later event of the incident does not apply it again
     if kind in _OWED and incident:
         owed(state, entry)
 

@@ -74,7 +74,8 @@ async def _run_step(recorder: Recorder, call: StepCall, intent: StepIntent, inci
     marks = marks or {}
     before = intent.before  # set: an open intent's, read before a crash cut its first run short (steps._execute)
     carried = before is not None
-    observed = before is None and type(call.actuator).observe is not _CANNOT_OBSERVE  # the base one cannot say
+    observed = before is None and type(call.actuator).observe is not _CANNOT_OBSERVE \
+        and call.actuator.observes_prior  # the base one cannot say; some observe() for undo only
     started, since = time.perf_counter(), time.monotonic()  # a read of the prior state counts in the step's time
     if observed:
         before = await _observed(call, since)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from responder.engine.approvals import Parked
 from responder.engine.incidents import Incident
 from responder.engine.quotas import QuotaCharge, QuotaRun
+from responder.engine.undone import Undone
 from responder.models.event import builder
 from responder.models.step import StepIntent, StepResult
 
@@ -24,6 +25,9 @@ class DoneStep(BaseModel):
     result: StepResult
     params: dict[str, JsonValue] | None = None
     """The params of the intent the result resolved (what `verify` re-checks on a new event)."""
+    undone: Undone | None = None
+    """Set once an operator's undo reversed the step (responder/engine/undone.py): a later event of its incident does
+    not apply it again. A new result of the key clears it (a record without it, as written before 2026-12-08)."""
 
 
 class InFlight(BaseModel):

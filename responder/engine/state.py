@@ -20,6 +20,7 @@ from responder.engine.decided import DecidedSteps
 from responder.engine.incidents import IncidentBook, old_recovered
 from responder.engine.quotas import QuotaWindows
 from responder.engine.snapshot import DoneStep, EngineSnapshot, InFlight, done_record, inflight_record
+from responder.engine.undone import Undone
 from responder.models.plan import idempotency_key
 from responder.models.step import StepIntent, StepResult
 
@@ -70,6 +71,20 @@ class EngineState(DecidedSteps):
         """Every step result held, oldest first."""
         return [d.result for d in self._done.values()]
 
+    def undone(self, key: str) -> Undone | None:
+        """Whether (and by whom) an operator undid the step key's result (`responder/engine/undone.py`)."""
+        done = self._done.get(key)
+        return done.undone if done is not None else None
+
+    def undone_as(self, incident: str, step: str, target: str) -> tuple[StepResult | None, Undone | None]:
+        """The incident's result of `step` on `target` under any runbook version (its key names the version) and its
+        undo mark, when an operator undid every ok one: a redeploy does not re-apply an undone step. Else None."""
+        found = [d for k in self._done_of.get(incident, ()) if (d := self._done[k]).result.ok
+                 and (d.result.step, d.result.target) == (step, target)]
+        if not found or any(d.undone is None for d in found):
+            return None, None
+        return found[-1].result, found[-1].undone
+
     def intent(self, key: str) -> StepIntent | None:
         """The intent of a step key that has no result yet."""
         found = self._inflight.get(key)
@@ -115,7 +130,7 @@ class EngineState(DecidedSteps):
         earlier = self._done.get(result.key)
         if earlier is not None and earlier.incident and earlier.incident != incident:  # not from the engine: its keys
             self._done_of.get(earlier.incident, {}).pop(result.key, None)  # hash their incident; a crafted one may not
-        self._done[result.key] = done_record({"incident": incident, "result": result, "params": params})
+        self._done[result.key] = done_record({"incident": incident, "result": result, "params": params, "undone": None})
         if incident:
             self._done_of.setdefault(incident, {})[result.key] = None
             self.unpark(incident, result.step)
@@ -126,6 +141,15 @@ class EngineState(DecidedSteps):
             if found is not None and result.ok and (result.outputs is not None or result.outputs_lost
                                                     or old_recovered(result)):
                 found.took_outputs(result, self.declared(result.actuator))
+
+    def undo(self, key: str, mark: Undone, incident: str | None) -> bool:
+        """An operator's undo reversed the step key's ok result in `incident`: marked, so a later event of the incident
+        does not apply it again; False when this state holds no such result (evicted, or another replica's)."""
+        done = self._done.get(key)
+        if done is None or done.incident != incident or not done.result.ok:
+            return False
+        self._done[key] = done.model_copy(update={"undone": mark})
+        return True
 
     def plan(self, key: str, incident: str) -> None:
         """A dry run planned an escalation step key that no guard would refuse (`planned`, kept by its incident)."""

@@ -27,6 +27,7 @@ from responder.engine.planner import LazyPlan
 from responder.engine.readback import StepCall, verified
 from responder.engine.resolution import Invalid, NotNow, Resolved, resolve_step
 from responder.engine.runner import run_step
+from responder.engine.undone import UNDONE_CODE, Undone
 from responder.models.event import Event
 from responder.models.plan import idempotency_key
 from responder.models.runbook import Mode, Runbook, Step
@@ -101,6 +102,12 @@ class StepRunning(FailureEscalation):
         done = self.state.result(key)
         if done is None and actuator.notifies and incident.notified:  # sent under another version of the runbook
             done = self.state.result(incident.notified.get(f"{step.id}\x1f{target}", ""))
+        undone = self.state.undone(key)
+        if done is None and grant is None and not escalating:  # undone under an earlier version of the runbook?
+            done, undone = self.state.undone_as(incident.id, step.id, target)
+        if done is not None and done.ok and grant is None and not escalating and undone is not None:
+            # an operator undid it: their decision stands
+            return await self._left_undone(rb, incident, event, scope, plan, head, done, undone, fresh)
         if done is not None and done.status.final and grant is None \
                 and not (fresh and done.ok and not dry and await self._drifted(call, key)):
             # success and a human denial are final; a failure or refusal is not, so a forged event
@@ -183,6 +190,20 @@ class StepRunning(FailureEscalation):
                                       waived=waived, alone=alone)
             return Outcome.PARKED
         return await self._execute(rb, step, incident, event, scope, plan, resolved, call, head, escalating)
+
+    async def _left_undone(self, rb: Runbook, incident: Incident, event: Event, scope: dict[str, Any],
+                           plan: LazyPlan, head: StepHead, done: StepResult, undone: Undone, fresh: bool) -> Outcome:
+        """A step an operator undid in this incident is not applied again by a later event: recorded `step.skipped`
+        (`undone`, with who undid it and the seq of the `undo.result`), and a new event's run tells on-call through the
+        runbook's `on_failure` (as a failure: once per step and incident) that it was left undone; the run goes on."""
+        self.recorder.append(EntryKind.STEP_SKIPPED, {**head.body(), "reason": "undone", **undone.body()}, incident.id)
+        log.warning("step_left_undone", step=head.step, undone_by=undone.by, undone_seq=undone.seq)
+        incident.took_outputs(done, self.state.declared(done.actuator))
+        if fresh:
+            left = StepResult(**head.body(), status=StepStatus.SKIPPED, reason="undone", code=UNDONE_CODE,
+                              error=undone.says(event.id), permanent=True)
+            await self._failed(rb, incident, event, scope, plan, left, False)
+        return Outcome.OK
 
     async def _recovered(self, call: StepCall, head: StepHead, incident: Incident) -> Outcome:
         """Record a step whose open intent verify() shows applied (the crash came after it acted), with the outputs

@@ -13,13 +13,14 @@ destructive reverse (stopping an instance that a step started) is skipped unless
 Undo is compare-and-set: it runs only while the target still holds the step's recorded after-state
 (`observe()`, or `verify()` for actuators that cannot report their state), read within the step's deadline.
 Otherwise (or when that read does not answer in time) the step is skipped with the difference, and `force`
-(`responder undo --force`) undoes it anyway.
+(`responder undo --force`) undoes it anyway, recording the difference it overrode as `forced` on the undo's intent
+and result.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -30,6 +31,9 @@ from responder.actuators.base import ActuationContext, ActuationResult, AwsCalle
 from responder.actuators.registry import Registry
 from responder.engine.readback import StepCall, observe, verified
 from responder.engine.runner import run_step
+from responder.engine.undone import UNDO_INTENT as UNDO_INTENT
+from responder.engine.undone import UNDO_RESULT as UNDO_RESULT
+from responder.engine.undone import UNDO_SKIPPED as UNDO_SKIPPED
 from responder.errors import ConfigError
 from responder.models.plan import idempotency_key
 from responder.models.step import StepIntent, StepResult, StepStatus
@@ -38,9 +42,6 @@ from responder.timeline.recorder import Recorder
 
 log = structlog.get_logger(__name__)
 
-UNDO_INTENT = "undo.intent"
-UNDO_RESULT = "undo.result"
-UNDO_SKIPPED = "undo.skipped"
 OPERATOR_KINDS = "operator."  # the entries of an operator request (responder/engine/operator.py)
 NAMING_ONLY = frozenset({EntryKind.APPROVAL_REJECTED})  # a refused decision: anyone who can write the topic causes one
 
@@ -114,9 +115,13 @@ class Undoer:
 
     def __init__(self, recorder: Recorder, registry: Registry, aws: AwsCaller, *,
                  context: ActuationContext | None = None, attempts: int = 4, deadline: float = 60.0,
-                 allow_destructive: bool = False, force: bool = False, operator: str | None = None) -> None:
-        """`operator` (who asked, for an operator request) is recorded on each undo intent."""
+                 allow_destructive: bool = False, force: bool = False, operator: str | None = None,
+                 on_undone: Callable[[TimelineEntry], None] | None = None) -> None:
+        """`operator` (who asked, for an operator request) is recorded on each undo intent; `on_undone` is given each
+        `undo.result` entry as it is appended (the running service marks the step undone in its engine state then,
+        before the entry is durable: a fleet's changelog slice written with it carries the mark)."""
         self.recorder = recorder
+        self.on_undone = on_undone
         self.operator = operator
         self.force = force
         self.allow_destructive = allow_destructive
@@ -137,10 +142,21 @@ class Undoer:
         if step is not None and not pending:
             raise ConfigError(f"incident {incident} has no completed, not yet undone step {step!r}")
         outcomes = []
-        for done in pending:
-            outcomes.append(await self._undo_one(incident, done))
+        seen = self._seen
+        if self.on_undone is not None:
+            self.recorder.observers.append(seen)
+        try:
+            for done in pending:
+                outcomes.append(await self._undo_one(incident, done))
+        finally:
+            if self.on_undone is not None:
+                self.recorder.observers.remove(seen)
         await self.recorder.flush()
         return outcomes
+
+    def _seen(self, entry: TimelineEntry) -> None:
+        if entry.kind == UNDO_RESULT and self.on_undone is not None:
+            self.on_undone(entry)
 
     def _skip(self, incident: str, head: dict[str, Any], reason: str) -> dict[str, Any]:
         out = {**head, "status": StepStatus.SKIPPED.value, "reason": reason}
@@ -183,6 +199,9 @@ class Undoer:
             return self._skip(incident, {**head, "reverse": reverse.name}, f"{why}: re-run with --force to undo anyway")
         call = StepCall(reverse, rparams, ctx, attempts=self.attempts, timeout=self.deadline)
         who = {"operator": self.operator} if self.operator else {}
+        if drift is not None:  # forced: what it overrode is recorded on the intent, the result and the outcome
+            who["forced"] = drift
+            log.warning("undo_forced", step=step.step, drift=drift)
         intent = StepIntent(**head, reverse=reverse.name, params=rparams.model_dump(mode="json"), key=key, **who)
         out = await run_step(self.recorder, call, intent, incident=incident, kinds=(UNDO_INTENT, UNDO_RESULT))
         if out.ok:
@@ -196,9 +215,11 @@ class Undoer:
         Compare-and-set: an actuator that can report its state is compared field by field, over the fields
         the step recorded; one that cannot, or a step whose recorded after-state has fields `observe()` does
         not report (recorded before the actuator could observe, or in an older shape), or none at all, is
-        asked whether its desired state still holds.
+        asked whether its desired state still holds. The recorded after-state is read through the actuator's
+        `comparable()` first (a stop recorded `stopping` by an older release is `stopped`).
         """
         current = await observe(forward)
+        after = forward.actuator.comparable(after)
         if current is not None and after and after.keys() <= current.keys():
             diff = {k: (after.get(k), current.get(k)) for k in sorted(after) if after.get(k) != current.get(k)}
             if not diff:

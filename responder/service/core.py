@@ -175,7 +175,8 @@ class Service(BatchHandling, Running, Readiness):
         # operator requests (undo, models … --via kafka): executed here, on this service's own timeline
         self.operator = Operator(self.recorder, registry, self.engine.context, keys=self.engine.decisions.keys,
                                  clock=clock, replies=self.fleet_guard,  # completed requests, fleet-wide
-                                 permissions=permissions, refusals=self.engine.decisions.refusals)
+                                 permissions=permissions, refusals=self.engine.decisions.refusals,
+                                 state=self.engine.state)  # an undone step is not applied again by a later event
         self.engine.decisions.refusals.counted = lambda reason: self.metrics.refused.labels(reason).inc()
         self.operator_ingest = None if settings.dry_run else ApprovalIngest(
             settings.kafka_bootstrap, settings.operator_requests_topic, f"{settings.group_id}.operator",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import orjson
@@ -103,10 +104,9 @@ async def test_exhausted_retries_are_recorded_as_a_failed_step(aws, tmp_path):
     assert len(failed) == 3  # the before-state read once, then 1 + 1 retry attempts
 
 
-def test_undo_command_restores_and_records(aws, moto_server, tmp_path):
-    """`responder undo INCIDENT --timeline PATH --json` re-activates the key and the timeline still verifies."""
-    import asyncio
-
+def _contained_in_file(aws, moto_server, tmp_path) -> tuple[Path, str, str, dict[str, str]]:
+    """The key contained by a runbook run on a timeline file: its path, the incident, the key, and the environment
+    a command needs to reach moto."""
     path = tmp_path / "timeline.jsonl"
     store = FileStore(path)
     _, incident, key = asyncio.run(_contain(aws, store, tmp_path))
@@ -114,6 +114,12 @@ def test_undo_command_restores_and_records(aws, moto_server, tmp_path):
     env = {"RESPONDER_AWS_ENDPOINT_URL": moto_server.endpoint_url,
            "RESPONDER_AWS_ACCESS_KEY_ID": SANDBOX_CREDENTIALS["aws_access_key_id"],
            "RESPONDER_AWS_SECRET_ACCESS_KEY": SANDBOX_CREDENTIALS["aws_secret_access_key"]}
+    return path, incident, key, env
+
+
+def test_undo_command_restores_and_records(aws, moto_server, tmp_path):
+    """`responder undo INCIDENT --timeline PATH --json` re-activates the key and the timeline still verifies."""
+    path, incident, key, env = _contained_in_file(aws, moto_server, tmp_path)
     result = CliRunner().invoke(app, ["undo", incident, "--timeline", str(path), "--json"], env=env)
     assert result.exit_code == 0, result.output
     summary = orjson.loads(result.stdout.splitlines()[-1])
@@ -153,7 +159,6 @@ async def test_destructive_reverse_needs_explicit_permission(aws):
 async def test_undo_via_kafka_is_executed_and_recorded_by_the_running_service(kafka_bootstrap, aws, topics, unique,
                                                                               tmp_path):
     """`undo --via kafka` to a running service: key active again, recorded by the service alone, chain intact."""
-    import asyncio
     import os
     import sys
 

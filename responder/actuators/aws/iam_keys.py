@@ -99,7 +99,9 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
     raised, so a retry starts clean. Before CreateAccessKey the user is tagged `responder:rotating` with
     the old key and the keys that existed; if the reply is lost, the retry finds the tag, deletes the
     key it does not know (its secret is gone with the reply) and issues exactly one new key. The tag is
-    removed once the secret holds the new key. Undo re-activates the old key; the new key stays.
+    removed once the secret holds the new key. Undo re-activates the old key; the new key stays. Undo is
+    compare-and-set on what `observe()` reports (read for undo only: `apply` reads the keys before itself): the old
+    key's status and the new key the secret names as its successor, while that key exists and is Active.
 
     Example::
 
@@ -123,6 +125,7 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
     destructive = False
     changes_in_turn = True  # a spare key deleted, the user tagged, a key issued, then the old one deactivated
     reverse = "aws.iam.activate_access_key"
+    observes_prior = False  # apply reads the keys before; observe() is undo's
 
     def target(self, p: RotateKeyParams) -> str:
         return p.access_key_id
@@ -219,6 +222,16 @@ class RotateAccessKey(Actuator[RotateKeyParams]):
         if record.get("replaces") != p.access_key_id or not isinstance(new_id, str) or not new_id:
             return None
         return {"new_access_key_id": new_id, "secret_name": p.secret_name}
+
+    async def observe(self, p: RotateKeyParams, ctx: ActuationContext) -> dict[str, JsonValue] | None:
+        """The old key's status (None: deleted), which the reverse sets Active again, and the key the secret records
+        as replacing it while that key exists and is Active (None: none, or deleted or deactivated since), in
+        `apply`'s after-state shape."""
+        keys = await list_keys(ctx, p.user_name)
+        record = await stored_rotation(ctx, p.secret_name) or {}
+        new_id = record.get("access_key_id") if record.get("replaces") == p.access_key_id else None
+        live = isinstance(new_id, str) and keys.get(new_id) == "Active"
+        return {"status": keys.get(p.access_key_id), "new_access_key_id": new_id if live else None}
 
     def reverse_params(self, p: RotateKeyParams, result: ActuationResult) -> dict[str, Any] | None:
         if result.prior.get("status") != "Active":
