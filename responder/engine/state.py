@@ -39,6 +39,7 @@ class EngineState(DecidedSteps):
         self.windows = QuotaWindows()
         self._done: dict[str, DoneStep] = {}
         self._done_of: dict[str, dict[str, None]] = {}  # incident → its keys in `_done`, in `_done`'s order (`slices`)
+        self._undone_in: set[str] = set()  # incidents holding an undone result: `undone_as` looks only in those
         self._inflight: dict[str, InFlight] = {}
         self.closed = ClosedGroups(MAX_CLOSED, CLOSED_HORIZON)  # the group keys of evicted incidents
         self._planned: dict[str, str] = {}  # a dry run's escalation step keys planned → incident (`Incident.planned`)
@@ -76,11 +77,15 @@ class EngineState(DecidedSteps):
         done = self._done.get(key)
         return done.undone if done is not None else None
 
-    def undone_as(self, incident: str, step: str, target: str) -> tuple[StepResult | None, Undone | None]:
-        """The incident's result of `step` on `target` under any runbook version (its key names the version) and its
-        undo mark, when an operator undid every ok one: a redeploy does not re-apply an undone step. Else None."""
+    def undone_as(self, incident: str, step: str, target: str,
+                  actuator: str) -> tuple[StepResult | None, Undone | None]:
+        """The incident's result of `step` on `target` by `actuator` under any runbook version (its key names the
+        version) and its undo mark, when an operator undid every ok one: a redeploy does not re-apply an undone step
+        (one that now runs another actuator is another step). Else None; at once in an incident with no undo."""
+        if incident not in self._undone_in:
+            return None, None
         found = [d for k in self._done_of.get(incident, ()) if (d := self._done[k]).result.ok
-                 and (d.result.step, d.result.target) == (step, target)]
+                 and (d.result.step, d.result.target, d.result.actuator) == (step, target, actuator)]
         if not found or any(d.undone is None for d in found):
             return None, None
         return found[-1].result, found[-1].undone
@@ -149,6 +154,7 @@ class EngineState(DecidedSteps):
         if done is None or done.incident != incident or not done.result.ok:
             return False
         self._done[key] = done.model_copy(update={"undone": mark})
+        self._undone_in.add(incident or "")
         return True
 
     def plan(self, key: str, incident: str) -> None:
@@ -218,6 +224,7 @@ class EngineState(DecidedSteps):
         for key, done in self._done.items():
             if done.incident:
                 self._done_of.setdefault(done.incident, {})[key] = None
+        self._undone_in = {d.incident for d in self._done.values() if d.incident and d.undone is not None}
         self._inflight = dict(snapshot.inflight)
         self.load_decided(snapshot.parked, snapshot.granted, snapshot.continuing)
         self.forgotten = self.closed.load(snapshot.closed)
@@ -254,6 +261,7 @@ class EngineState(DecidedSteps):
         self._done = {k: d for k, d in self._done.items() if d.incident not in gone}
         for incident_id in closed:
             self._done_of.pop(incident_id, None)
+        self._undone_in -= gone
         self._planned = {k: i for k, i in self._planned.items() if i not in gone}
         self.windows.prune(now)
         return closed

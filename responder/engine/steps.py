@@ -104,7 +104,7 @@ class StepRunning(FailureEscalation):
             done = self.state.result(incident.notified.get(f"{step.id}\x1f{target}", ""))
         undone = self.state.undone(key)
         if done is None and grant is None and not escalating:  # undone under an earlier version of the runbook?
-            done, undone = self.state.undone_as(incident.id, step.id, target)
+            done, undone = self.state.undone_as(incident.id, step.id, target, actuator.name)
         if done is not None and done.ok and grant is None and not escalating and undone is not None:
             # an operator undid it: their decision stands
             return await self._left_undone(rb, incident, event, scope, plan, head, done, undone, fresh)

@@ -69,6 +69,29 @@ async def test_a_new_event_does_not_reapply_a_step_an_operator_undid(tmp_path, r
         == ["deactivate-key"]
 
 
+DELETE = """\
+  - id: deactivate-key
+    actuator: aws.iam.delete_access_key
+    approval: {required: true, approvers: [alice], timeout: 10m, on_timeout: deny}
+    with:
+      user_name: ${event.resource.access_key.attributes.user_name}
+      access_key_id: ${event.resource.access_key.id}
+"""
+
+
+async def test_a_redeployed_step_that_now_runs_another_actuator_is_not_left_undone(tmp_path):
+    """rb v2's deactivate-key now deletes the key (approval required): not skipped as undone, its approval is asked."""
+    kit, incident = await _contained(tmp_path)
+    await _undone_by_alice(kit, incident)
+    (kit.runbooks_dir / "rb.yaml").write_text(
+        HEADER.format(id="rb") + "version: 2\nwindow: 10m\ncooldown: 5m\nsteps:\n" + DELETE + ESCALATE)
+    kit.start()
+    kit.clock.now += 60
+    await kit.send(finding_id="f2", updated="2026-11-25T10:01:00.000Z")
+    assert _skips(kit) == []
+    assert [b["actuator"] for b in kit.entries("approval.requested")] == ["aws.iam.delete_access_key"]
+
+
 async def test_on_call_is_told_once_that_an_undone_step_was_left(tmp_path):
     """The first new event after the undo runs the runbook's on_failure (told once); later events tell nobody."""
     kit, incident = await _contained(tmp_path)
