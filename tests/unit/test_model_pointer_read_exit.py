@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from responder.sandbox import lifeline
 from tests.playbook_kit import ROOT
 
 SAFETY = 60  # seconds: only so a regression fails instead of hanging the suite
@@ -33,7 +34,7 @@ def test_an_abandoned_pointer_read_on_a_fifo_does_not_hold_asyncio_run_or_the_ex
     os.mkfifo(tmp_path / "registry" / "fraud" / "serving")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
-        done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "registry")], capture_output=True,
+        done = lifeline.run([sys.executable, "-c", SCRIPT, str(tmp_path / "registry")], capture_output=True,
                               text=True, timeout=SAFETY, env=env, check=False)
     except subprocess.TimeoutExpired as exc:
         raise AssertionError(f"the process did not exit: {exc.stdout!r}") from None
@@ -64,6 +65,6 @@ def test_reads_of_a_hung_pointer_share_one_thread_however_many_are_abandoned(tmp
     (tmp_path / "registry" / "fraud").mkdir(parents=True)
     os.mkfifo(tmp_path / "registry" / "fraud" / "serving")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", THREADS, str(tmp_path / "registry")], capture_output=True,
+    done = lifeline.run([sys.executable, "-c", THREADS, str(tmp_path / "registry")], capture_output=True,
                           text=True, timeout=SAFETY, env=env, check=False)
     assert (done.returncode, done.stdout) == (0, "1\n"), done.stderr
