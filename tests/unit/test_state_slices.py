@@ -106,7 +106,7 @@ def _random_step(rnd: random.Random, state: EngineState, clock: float, shared_ke
         state.evict(clock + rnd.choice([0, 1000]), {"rb": (1.0, 1.0)})
     elif op == 11 and incident is not None:  # an incident's slice restored (again) from the changelog
         part = EngineSnapshot(incidents=[_incident(incident, clock)], done={key: done_record(
-            {"incident": incident, "params": None,
+            {"incident": incident, "params": None, "undone": None,
              "result": StepResult(step="m", actuator="test.echo", key=key, status=StepStatus.OK)})})
         merge(state, [part])
     elif op == 13 and incident is not None and incident not in state.incidents.by_id:  # its id again, after an
