@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
@@ -16,14 +15,8 @@ from responder.cli.options import JsonOpt, resolve_incident
 from responder.cli.output import EXIT_CONFIG, EXIT_FAILED, console, emit_json, print_error
 from responder.errors import ConfigError
 from responder.escapes import plain
-from responder.models.operator import Action
 from responder.models.step import StepStatus
 from responder.settings import Settings
-
-if TYPE_CHECKING:
-    from responder.actuators.base import ActuationContext
-    from responder.models.timeline import TimelineEntry
-    from responder.timeline.recorder import Recorder
 
 app = typer.Typer()
 
@@ -45,37 +38,17 @@ def undo(
     `--via kafka` asks the running service to do it on its own timeline and prints its answer.
     """
     from responder.actuators.aws.session import AwsSession
-    from responder.engine.undo import Undoer, held, undoable
-
-    def run(recorder: Recorder, context: ActuationContext, entries: list[TimelineEntry], name: str) -> Outcomes:
-        if not held(entries, name):  # named only by a refused decision or an operator request's records
-            raise ConfigError(f"incident {name!r} is only named in the timeline by refused decisions or operator "
-                              "requests: another replica's timeline holds its steps")
-        pending = undoable(entries, name, step)
-        if isinstance(context.aws, AwsSession) and any(d.result.actuator.startswith("aws.") for d in pending):
-            context.aws.require_credentials()  # one line and exit 3, before anything is written
-        undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,
-                        force=force)
-        return asyncio.run(undoer.undo(name, step))
-
-    _run("undo", {"step": step, "force": force, "allow_destructive": allow_destructive}, incident, timeline, via, by,
-         json, run)
-
-
-Outcomes = list[dict[str, Any]]
-
-
-def _run(action: Action, args: dict[str, Any], incident: str, timeline: Path | None, via: Via, by: str | None,
-         json: bool, run: Callable[[Recorder, ActuationContext, list[TimelineEntry], str], Outcomes]) -> None:
-    """Ask the running service (`--via kafka`), or open the timeline file under its lock and `run` on it; report."""
     from responder.actuators.context import context_from
+    from responder.engine.undo import Undoer, held, undoable
     from responder.timeline.chain import parse_lines
 
     try:
         settings = Settings()
         if via is Via.KAFKA:
-            reply = ask(settings, action, args, incident=incident, by=by)
-            _report(reply.outcomes, json)
+            reply = ask(settings, "undo", {"step": step, "force": force, "allow_destructive": allow_destructive},
+                        incident=incident, by=by)
+            outcomes = reply.outcomes
+            _report(outcomes, json)
             if not reply.ok:
                 raise typer.Exit(EXIT_FAILED)
             return
@@ -86,8 +59,17 @@ def _run(action: Action, args: dict[str, Any], incident: str, timeline: Path | N
         recorder = open_offline(path, settings)  # the lock first: a running service's file is refused as is
         refuse_past_cadence(recorder, path)
         try:
-            outcomes = run(recorder, context_from(settings), list(parse_lines(path.read_bytes().splitlines())),
-                           incident)
+            context = context_from(settings)
+            entries = list(parse_lines(path.read_bytes().splitlines()))
+            if not held(entries, incident):  # named only by a refused decision or an operator request's records
+                raise ConfigError(f"incident {incident!r} is only named in {path} by refused decisions or operator "
+                                  "requests: another replica's timeline holds its steps")
+            pending = undoable(entries, incident, step)
+            if isinstance(context.aws, AwsSession) and any(d.result.actuator.startswith("aws.") for d in pending):
+                context.aws.require_credentials()  # one line and exit 3, before anything is written
+            undoer = Undoer(recorder, registry, context.aws, context=context, allow_destructive=allow_destructive,
+                            force=force)
+            outcomes = asyncio.run(undoer.undo(incident, step))
         finally:
             recorder.close()  # with the signing key: a checkpoint over what it added
         note_unsigned(recorder, path)
